@@ -1,0 +1,352 @@
+"""RBO against SPEC §1: the exact identities, an independent 1 + K re-implementation, Gauss–Newton, plumbing."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from rbo import RBO, DivergenceError
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Identities to tight tolerances in float64; users' float32 is restored after each test."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def make_closure(optimizer, loss_fn):
+    def closure(advance=False):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    return closure
+
+
+def affine_problem(d=5, seed=0, sq_norm=None):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, generator=gen)
+    if sq_norm is not None:
+        a = a * math.sqrt(sq_norm) / a.norm()
+    theta = torch.randn(d, generator=gen).requires_grad_()
+    return a, theta
+
+
+# --- SPEC §1 identities ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("radius", [0.0, 0.5, 2.0, 10.0])
+def test_one_projection_step_is_scaled_gradient_step(radius):
+    """K = 1: θ − γ·η·(1 + ‖g‖²)·g for every ρ (the ρ terms cancel at x₀ = θ)."""
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    lr, gamma = 0.7, 0.03
+    opt = RBO(model.parameters(), lr=lr, radius=radius, proj_steps=1, proj_lr=gamma)
+    closure = make_closure(opt, lambda: nn.functional.mse_loss(model(x), y))
+    closure()
+    theta = [p.detach().clone() for p in model.parameters()]
+    grads = [p.grad.clone() for p in model.parameters()]
+    g_sq = sum(g.square().sum() for g in grads)
+    opt.step(closure)
+    for p, t, g in zip(model.parameters(), theta, grads):
+        torch.testing.assert_close(p.detach(), t - gamma * lr * (1 + g_sq) * g, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.3, 3.0])
+def test_affine_converged_projection_is_gradient_step(radius):
+    """Affine f = aᵀθ, converged projection: θ − η·a for every ρ."""
+    a, theta = affine_problem()
+    start = theta.detach().clone()
+    lr = 0.4
+    opt = RBO([theta], lr=lr, radius=radius, proj_steps=20, projection="gauss_newton", proj_tol=1e-12)
+    opt.step(make_closure(opt, lambda: a @ theta))
+    torch.testing.assert_close(theta.detach(), start - lr * a, rtol=0, atol=1e-10)
+
+
+def test_affine_after_k_steps_has_closed_form_factor():
+    """Affine f after K GD steps: η·[1 − (1 − γ(1 + ‖a‖²))^K]·a; factor 0.1463 for γ=1e-3, K=100, ‖a‖²=0.58."""
+    a, theta = affine_problem(sq_norm=0.58)
+    start = theta.detach().clone()
+    lr, gamma, k = 1.0, 1e-3, 100
+    factor = 1 - (1 - gamma * (1 + 0.58)) ** k
+    assert factor == pytest.approx(0.1463, abs=5e-5)
+    opt = RBO([theta], lr=lr, radius=2.0, proj_steps=k, proj_lr=gamma)
+    opt.step(make_closure(opt, lambda: a @ theta))
+    torch.testing.assert_close(start - theta.detach(), lr * factor * a, rtol=1e-10, atol=1e-12)
+
+
+def test_small_radius_converged_is_gradient_descent_to_second_order():
+    """ρ → 0 with a converged projection: the step differs from η·g by O(η²), not O(η)."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    errors = []
+    for lr in (1e-2, 5e-3):
+        m = _copy(model)
+        opt = RBO(m.parameters(), lr=lr, radius=0.0, proj_steps=50, projection="gauss_newton", proj_tol=1e-13)
+        closure = make_closure(opt, lambda m=m: nn.functional.mse_loss(m(x), y))
+        closure()
+        gd = [p.detach() - lr * p.grad for p in m.parameters()]
+        opt.step(closure)
+        errors.append(sum((p.detach() - q).norm() for p, q in zip(m.parameters(), gd)).item())
+    assert errors[0] > 0
+    assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.05)  # halving η quarters the gap: O(η²)
+
+
+# --- an independent 1 + K re-implementation ---------------------------------------------------------
+
+def _copy(model):
+    clone = type(model)(*[type(layer)(*_layer_args(layer)) for layer in model])
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def _layer_args(layer):
+    return (layer.in_features, layer.out_features) if isinstance(layer, nn.Linear) else ()
+
+
+def naive_rbo_step(model, loss_of_params, lr, radius, k, gamma):
+    """SPEC §1 steps 1–4 on the flattened parameter vector, paying 1 + K evaluations."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+
+    def f_and_grad(flat):
+        flat = flat.detach().requires_grad_()
+        params = dict(zip(names, [c.view(s) for c, s in zip(flat.split(sizes), shapes)]))
+        value = loss_of_params(params)
+        (grad,) = torch.autograd.grad(value, flat)
+        return value.detach(), grad
+
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    f, g = f_and_grad(theta)
+    s = torch.sqrt(1 + g @ g)
+    theta_t = theta - (radius / s + lr) * g
+    y_t = f + radius / s - lr * (g @ g)
+    x = theta.clone()
+    for _ in range(k):
+        fx, gx = f_and_grad(x)
+        x = x - gamma * ((x - theta_t) + (fx - y_t) * gx)
+    return x
+
+
+def test_step_matches_independent_reimplementation_on_mlp():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    loss_of_params = lambda params: nn.functional.cross_entropy(functional_call(model, params, (x,)), y)  # noqa: E731
+    expected = naive_rbo_step(model, loss_of_params, lr=1.0, radius=2.0, k=100, gamma=1e-3)
+    opt = RBO(model.parameters(), lr=1.0, radius=2.0)
+    opt.step(make_closure(opt, lambda: nn.functional.cross_entropy(model(x), y)))
+    got = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert int(opt.diagnostics["grad_evals"]) == 100
+
+
+def test_per_group_values_and_float32():
+    """Two groups with equal settings give the single-group update (float32, default dtype of users)."""
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 5), nn.Tanh(), nn.Linear(5, 2))
+    twin = _copy(model)
+    x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
+    one = RBO(model.parameters(), lr=0.5, radius=1.0, proj_steps=10, proj_lr=0.01)
+    two = RBO([{"params": twin[0].parameters()}, {"params": twin[2].parameters()}], lr=0.5, radius=1.0,
+              proj_steps=10, proj_lr=0.01)
+    for opt, m in ((one, model), (two, twin)):
+        opt.step(make_closure(opt, lambda m=m: nn.functional.cross_entropy(m(x), y)))
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+
+
+# --- Gauss–Newton: the converged projection ----------------------------------------------------------
+
+def long_gd_projection(model, loss_fn, lr, radius):
+    opt = RBO(model.parameters(), lr=lr, radius=radius, proj_steps=20_000, proj_lr=2e-3)
+    opt.step(make_closure(opt, loss_fn))
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _quadratic():
+    gen = torch.Generator().manual_seed(3)
+    q = torch.randn(6, 6, generator=gen)
+    hess = q @ q.T / 6 + 0.1 * torch.eye(6)
+    return torch.randn(6, generator=gen), lambda t: 0.5 * t @ hess @ t
+
+
+def _problem(name):
+    """Two identical copies of a problem: (model, loss_fn) pairs."""
+    if name == "quadratic":
+        start, quad = _quadratic()
+        copies = [nn.ParameterList([nn.Parameter(start.clone())]) for _ in range(2)]
+        return [(m, lambda m=m: quad(m[0])) for m in copies]
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1))
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    return [(m, lambda m=m: nn.functional.mse_loss(m(x), y)) for m in (model, _copy(model))]
+
+
+@pytest.mark.parametrize("problem, lr, radius", [("quadratic", 0.05, 0.1), ("mlp", 0.05, 0.01)])
+def test_gauss_newton_agrees_with_long_gd_projection(problem, lr, radius):
+    """Converged projection: agrees with 20,000 tiny GD steps, relative residual 1e-6 in ≤ 5 evaluations.
+
+    Gauss–Newton converges linearly at a rate of about ρ·‖∇²f‖ (the term it drops), so ρ is chosen below the
+    curvature scale of each problem; the rolled centre then sits at ≈ ρ from the graph (exactly ρ for affine f).
+    """
+    (model, loss_fn), (twin, twin_loss) = _problem(problem)
+    reference = long_gd_projection(twin, twin_loss, lr, radius)
+    opt = RBO(model.parameters(), lr=lr, radius=radius, proj_steps=5, projection="gauss_newton", proj_tol=1e-6)
+    closure = make_closure(opt, loss_fn)
+    closure()
+    g = torch.cat([p.grad.flatten() for p in model.parameters()])
+    initial_residual = float(lr * (1 + g @ g) * g.norm())  # ‖v(x₀)‖ at x₀ = θ
+    opt.step(closure)
+    got = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(got, reference, rtol=0, atol=1e-5)
+    assert int(opt.diagnostics["grad_evals"]) <= 5
+    assert float(opt.diagnostics["proj_residual"]) <= 1e-6 * initial_residual
+    contact = opt.measure_contact(closure)
+    assert contact["proj_residual"] <= 1e-6 * initial_residual
+    assert contact["centre_distance"] == pytest.approx(radius, rel=0.2 if problem == "quadratic" else 0.025)
+
+
+def test_converged_centre_is_at_distance_radius_on_affine_loss():
+    a, theta = affine_problem()
+    opt = RBO([theta], lr=0.4, radius=0.7, proj_steps=10, projection="gauss_newton", proj_tol=1e-12)
+    closure = make_closure(opt, lambda: a @ theta)
+    opt.step(closure)
+    assert opt.measure_contact(closure)["centre_distance"] == pytest.approx(0.7, rel=1e-9)
+
+
+def test_gd_projection_leaves_a_residual_gauss_newton_does_not():
+    """With the authors' K=100, γ=1e-3 the contact point is far from converged: the suite measures it."""
+    start, quad = _quadratic()
+    theta = nn.Parameter(start.clone())
+    loss_fn = lambda: quad(theta)  # noqa: E731
+    gd = RBO([theta], lr=0.05, radius=0.1)
+    gd.step(make_closure(gd, loss_fn))
+    theta.data.copy_(start)
+    gn = RBO([theta], lr=0.05, radius=0.1, proj_steps=10, projection="gauss_newton", proj_tol=1e-8)
+    gn.step(make_closure(gn, loss_fn))
+    assert float(gn.diagnostics["proj_residual"]) < 1e-6 * float(gd.diagnostics["proj_residual"])
+    converged = float(gn.diagnostics["centre_distance"])
+    assert abs(float(gd.diagnostics["centre_distance"]) - converged) > 0.1 * converged
+
+
+# --- plumbing ----------------------------------------------------------------------------------------
+
+def test_evaluations_per_step_equal_k():
+    a, theta = affine_problem()
+    calls = []
+    opt = RBO([theta], lr=0.1, radius=1.0, proj_steps=7, proj_lr=1e-2)
+    inner = make_closure(opt, lambda: a @ theta + (theta ** 2).sum())
+
+    def closure(advance=False):
+        calls.append(advance)
+        return inner()
+    for _ in range(3):
+        opt.step(closure)
+    assert len(calls) == 21 and not any(calls)
+
+
+def test_batchnorm_running_stats_updated_once_per_step():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    reference = _bn_reference(model)
+    x, y = torch.randn(32, 4) * 3 + 1, torch.randint(0, 2, (32,))
+    opt = RBO(model.parameters(), lr=0.1, radius=1.0, proj_steps=10, proj_lr=1e-2)
+    opt.step(make_closure(opt, lambda: nn.functional.cross_entropy(model(x), y)))
+    reference(x)  # one plain forward in train mode from the same initial statistics
+    bn, ref_bn = model[1], reference.bn
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+    torch.testing.assert_close(bn.running_var, ref_bn.running_var)
+    assert bn.track_running_stats  # the freeze is undone
+
+
+class _bn_reference(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.lin = nn.Linear(4, 6)
+        self.lin.load_state_dict(model[0].state_dict())
+        self.bn = nn.BatchNorm1d(6)
+
+    def forward(self, x):
+        return self.bn(self.lin(x))
+
+
+def test_scheduler_changes_lr_and_state_dict_round_trip():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1))
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    opt = RBO(model.parameters(), lr=1.0, radius=0.5, proj_steps=5, proj_lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    closure = make_closure(opt, lambda: nn.functional.mse_loss(model(x), y))
+    opt.step(closure)
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.5
+    twin = _copy(model)
+    twin_opt = RBO(twin.parameters(), lr=9.0, radius=9.0)
+    twin_opt.load_state_dict(opt.state_dict())
+    assert twin_opt.param_groups[0]["lr"] == 0.5 and twin_opt.param_groups[0]["proj_steps"] == 5
+    opt.step(closure)
+    twin_opt.step(make_closure(twin_opt, lambda: nn.functional.mse_loss(twin(x), y)))
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_bf16_autocast_lowers_loss():
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    x = torch.randn(128, 10)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    opt = RBO(model.parameters(), lr=1.0, radius=1.0, proj_steps=10, proj_lr=0.05)
+
+    def closure(advance=False):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+    first = float(opt.step(closure))
+    for _ in range(15):
+        last = float(opt.step(closure))
+    assert last < 0.7 * first
+
+
+def test_divergence_raises_and_keeps_last_finite_parameters():
+    a, theta = affine_problem()
+    start = theta.detach().clone()
+    opt = RBO([theta], lr=0.1, radius=1.0, proj_steps=3, proj_lr=1e-2)
+    calls = {"n": 0}
+
+    def closure(advance=False):
+        calls["n"] += 1
+        opt.zero_grad(set_to_none=True)
+        loss = a @ theta * (float("nan") if calls["n"] == 2 else 1.0)
+        loss.backward()
+        return loss
+    with pytest.raises(DivergenceError):
+        opt.step(closure)
+    torch.testing.assert_close(theta.detach(), start, rtol=0, atol=0)
+
+
+def test_missing_closure_is_a_clear_error():
+    _, theta = affine_problem()
+    with pytest.raises(ValueError, match="closure"):
+        RBO([theta], lr=1.0, radius=1.0).step()
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"radius": -1.0}, "radius"), ({"lr": 0.0}, "lr"), ({"lr": -1.0}, "lr"), ({"proj_steps": 0}, "proj_steps"),
+    ({"proj_lr": 0.0}, "proj_lr"), ({"proj_tol": 0.0}, "proj_tol"), ({"projection": "newton"}, "projection"),
+])
+def test_hyperparameter_errors_name_parameter_value_and_range(kwargs, name):
+    _, theta = affine_problem()
+    args = {"lr": 1.0, "radius": 1.0, **kwargs}
+    with pytest.raises(ValueError, match=rf"{name}=") as info:
+        RBO([theta], **args)
+    assert repr(kwargs[name]) in str(info.value)
