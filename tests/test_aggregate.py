@@ -28,7 +28,7 @@ def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnis
     epochs; a failed one has no metrics beyond init.
     """
     hyper = dict({"lr": 0.01} if hyper is None else hyper)
-    config = {"experiment": experiment, "seed": seed, "device": "cpu", "precision": "fp32", "epochs": epochs,
+    config = {"experiment_name": experiment, "seed": seed, "device": "cpu", "precision": "fp32", "epochs": epochs,
               "batch_size": 256, "loss_scale": 1.0, "max_grad_evals": None, "budget_sgd_epochs": [],
               "scheduler": "none", "log_every": 10, "runs_dir": str(root), "data_dir": "/data", "progress": False,
               "optimizer": {"name": optimizer, **hyper}, "dataset": {"name": dataset, "val_size": 5000},

@@ -1,0 +1,202 @@
+"""Structured configs: the schema every ``conf/`` file and command-line override is checked against.
+
+Each group option in ``conf/<group>/<name>.yaml`` starts from one of the dataclasses below (its defaults list
+names the schema registered here), so a misspelt key or a value of the wrong type fails when Hydra composes
+the config, before anything runs. Value checks that need more than a type (names, ranges, the batch size
+against the dataset) are in :func:`experiments.trainer.validate`. Keys and record format: ``.design/INTERFACES.md``.
+
+The defaults here are neutral; the paper's values and every ``# ASSUMPTION`` (SPEC §2, §3) are in the YAML files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# Keys that change where or how a run is reported, never its numbers: left out of the run_id.
+OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device")
+
+
+# ---- optimizer group: one dataclass per family ----------------------------------------------------------
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING  # the factory key, see experiments.optim.OPTIMIZERS
+    lr: float = MISSING
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    """torch.optim.SGD (``sgd``, ``sgd_momentum``)."""
+
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclass
+class SGDKStepsConfig(SGDConfig):
+    """baselines.KStepSGD (``sgd_k_steps``, issue 7's control): K SGD steps on each minibatch."""
+
+    steps_per_batch: int = 100
+
+
+@dataclass
+class SGDEffectiveLRConfig(SGDConfig):
+    """SGD at RBO's measured effective learning rate (``sgd_effective_lr``, issue 7's control). ``lr: null``
+    resolves it from the completed ``reference`` runs (experiments.controls.resolve_effective_lr)."""
+
+    lr: float | None = None
+    reference: str = "rbo"
+
+
+@dataclass
+class AdamWConfig(OptimizerConfig):
+    """torch.optim.AdamW."""
+
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+
+
+@dataclass
+class SAMConfig(OptimizerConfig):
+    """baselines.SAM (``sam``; ``asam`` = adaptive). ``base`` picks the base optimizer (sgd | adamw); ``lr``,
+    ``weight_decay`` and the base's own keys (SGD: momentum, nesterov; AdamW: betas, eps) go to it."""
+
+    rho: float = 0.05
+    adaptive: bool = False
+    max_grad_norm: float | None = None
+    base: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class EntropySGDConfig(OptimizerConfig):
+    """baselines.EntropySGD (SPEC §2); its noise generator is seeded by the run's ``seed``."""
+
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    L: int = 20
+    gamma: float = 0.03
+    scoping: float = 0.0
+    langevin_lr: float = 0.1
+    noise: float = 1e-4
+    alpha: float = 0.75
+    fresh_batches: bool = False
+
+
+@dataclass
+class RBOConfig(OptimizerConfig):
+    """rbo.RBO (SPEC §1): ``rbo`` (projection gd), ``rbo_gauss_newton``."""
+
+    radius: float = MISSING
+    proj_steps: int = 100
+    proj_lr: float = 1e-3
+    projection: str = "gd"
+    proj_tol: float | None = None
+
+
+# ---- dataset, model, logger -------------------------------------------------------------------------------
+
+@dataclass
+class DatasetConfig:
+    """experiments.data.load_dataset and DeviceLoader options."""
+
+    name: str = MISSING
+    val_size: int = 5000
+    normalize: str = "scale"  # scale (pixels / 255, the paper) | standardize (train mean/std)
+    augment: bool = False
+    download: bool = True
+    synthetic_shape: str = "mnist"  # synthetic only: mnist | cifar
+    synthetic_size: list[int] = field(default_factory=lambda: [2048, 512])  # synthetic only: train, test
+
+
+@dataclass
+class ModelConfig:
+    """experiments.models.build_model(name, **options): every key but ``name`` is passed as an option."""
+
+    name: str = MISSING
+
+
+@dataclass
+class VGG9Config(ModelConfig):
+    kernel_size: int = 2  # 2 (the authors' code, padding 1) | 3
+
+
+@dataclass
+class WRNConfig(ModelConfig):
+    dropout: float = 0.0  # in [0, 1)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"
+
+
+@dataclass
+class WandbConfig(LoggerConfig):
+    """One W&B run per job (experiments.wandb_logger). offline needs no account: ``wandb sync`` later."""
+
+    name: str = "wandb"
+    mode: str = "offline"  # online | offline | disabled
+    project: str = "rbo-bench"
+    entity: str | None = None
+    group: str | None = "${experiment_name}"
+    tags: list[str] = field(default_factory=list)
+    job_type: str | None = "train"
+
+
+# ---- the whole run -----------------------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    optimizer: OptimizerConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    logger: LoggerConfig = MISSING
+    experiment_name: str = "default"  # the record goes to <runs_dir>/<experiment_name>/<run_id>/
+    seed: int = 0  # model init, data order, optimizer noise
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    epochs: int = 10
+    batch_size: int = 256
+    eval_batch_size: int = 1024  # validation/test batch size (eval mode: numbers equal up to float rounding)
+    loss_scale: float = 1.0  # the training loss is loss_scale × mean cross-entropy (SPEC §4)
+    max_grad_evals: int | None = None  # stop training once this many gradient evaluations are spent
+    max_sgd_epochs: float | None = None  # the same, in units of one SGD epoch (batches per epoch evaluations)
+    budget_sgd_epochs: list[float] = field(default_factory=list)  # extra evaluations at k × batches/epoch evals
+    scheduler: str = "none"  # none | cosine (per step, over epochs × batches per epoch)
+    log_every: int = 50  # steps between steps.csv rows
+    runs_dir: str = "runs"
+    data_dir: str | None = None  # None: $RBO_DATA, else ~/.cache/rbo-bench/data
+    progress: bool = True  # tqdm bar per epoch (quiet anyway when not on a terminal)
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "optimizer": {"sgd": SGDConfig, "sgd_k_steps": SGDKStepsConfig, "sgd_effective_lr": SGDEffectiveLRConfig,
+                  "adamw": AdamWConfig, "sam": SAMConfig, "entropy_sgd": EntropySGDConfig,
+                  "rbo": RBOConfig},
+    "dataset": {"dataset": DatasetConfig},
+    "model": {"model": ModelConfig, "vgg9": VGG9Config, "wrn": WRNConfig},
+    "logger": {"none": LoggerConfig, "wandb": WandbConfig},
+}
+
+
+def register_configs() -> None:
+    """Store ``base_config`` and, per group, ``schema_<family>`` (named in each YAML file's defaults list)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, schemas in SCHEMAS.items():
+        for family, node in schemas.items():
+            cs.store(group=group, name=f"schema_{family}", node=node)
+
+
+register_configs()

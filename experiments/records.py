@@ -1,0 +1,210 @@
+"""Run records: ``<runs_dir>/<experiment>/<run_id>/`` (format: ``.design/INTERFACES.md``, "Run records").
+
+Everything here is written atomically (a temporary file in the same folder, then ``os.replace``), so a run
+killed at any instant leaves either the previous or the new version of each file, never a torn one.
+This module imports torch only inside the functions that need it: deciding whether a run is already
+finished (:func:`finished_status`) must stay cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from experiments.config import OUTPUT_ONLY_KEYS
+
+FINISHED = ("completed", "diverged")  # a rerun of these is skipped; running/failed ones resume
+METRICS_COLUMNS = ("epoch", "trigger", "step", "grad_evals", "examples", "train_seconds", "lr", "train_loss",
+                   "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "budget_sgd_epochs")
+STEPS_COLUMNS = ("step", "epoch", "grad_evals", "loss")
+WALL_CLOCK_COLUMNS = ("train_seconds",)  # the only columns that differ between identical runs
+FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+
+
+# ---- identity -----------------------------------------------------------------------------------------------
+
+def to_container(cfg: Any) -> dict:
+    """The resolved config as plain Python containers (what is hashed, saved and logged)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def run_id(config: dict) -> str:
+    """12 hex digits of the sha256 of the resolved config without :data:`OUTPUT_ONLY_KEYS`."""
+    identity = {k: v for k, v in config.items() if k not in OUTPUT_ONLY_KEYS}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_dir(config: dict) -> Path:
+    return Path(config["runs_dir"]) / config["experiment_name"] / run_id(config)
+
+
+def read_summary(directory: Path) -> dict | None:
+    """``summary.json`` of a record, or None if it is absent or unreadable."""
+    try:
+        return json.loads((Path(directory) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def finished_status(directory: Path) -> str | None:
+    """``completed`` or ``diverged`` if the record says so (such a run is not run again), else None."""
+    status = (read_summary(directory) or {}).get("status")
+    return status if status in FINISHED else None
+
+
+# ---- atomic writes -------------------------------------------------------------------------------------------
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and ±inf become None (null), tuples lists: what a JSON round trip gives, strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_yaml(path: Path, config: dict) -> None:
+    write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(config)).encode())
+
+
+def columns(rows: list[dict], leading: tuple[str, ...]) -> list[str]:
+    """``leading`` first, then every other key of ``rows`` (the ``diag_*`` columns) sorted."""
+    extra = sorted({k for row in rows for k in row} - set(leading))
+    return [*leading, *extra]
+
+
+def write_csv(path: Path, rows: list[dict], leading: tuple[str, ...]) -> None:
+    """A tidy CSV; a key missing from a row is written as ``nan``. Floats keep full precision (repr)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns(rows, leading), restval="nan", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buf.getvalue().encode())
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` to memory, then an atomic write. ``state`` holds only tensors and primitive containers,
+    so :func:`load_checkpoint` can use ``weights_only=True``."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, device: Any) -> dict:
+    import torch
+
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+# ---- environment and summary -------------------------------------------------------------------------------
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository this package lives in, with ``-dirty`` if tracked files changed; None outside git."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: Any) -> dict:
+    """``versions``, ``git_commit``, ``device`` and ``hardware`` (GPU name, else CPU model and threads)."""
+    import torch
+
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        hardware = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+    return {
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": _version("torchvision"), "rbo_bench": _version("rbo-bench")},
+        "git_commit": git_commit(), "device": str(device), "hardware": hardware,
+    }
+
+
+def build_summary(config: dict, *, status: str, metrics: list[dict], counters: dict, diagnostics: dict,
+                  env: dict, started_at: str, error: str | None = None,
+                  diverged_at_epoch: float | None = None, finished_at: str | None = None) -> dict:
+    """``summary.json``. ``final`` comes from the last init/epoch row of ``metrics`` (for a diverged run: the
+    last evaluation before the divergence); ``counters`` holds step, grad_evals, diag_evals, examples and
+    train_seconds."""
+    rows = [r for r in metrics if r["trigger"] != "budget"]
+    last = rows[-1] if rows else {}
+    epochs_completed = float(last.get("epoch", 0.0))
+    steps = counters["step"]
+    return {
+        "run_id": run_id(config), "experiment": config["experiment_name"], "status": status,
+        "epochs": config["epochs"], "epochs_completed": epochs_completed,
+        "optimizer": config["optimizer"]["name"], "dataset": config["dataset"]["name"],
+        "model": config["model"]["name"], "seed": config["seed"], "hyper": dict(config["optimizer"]),
+        "final": {k: last.get(k, math.nan) for k in FINAL_KEYS},
+        "cost": {
+            "grad_evals": counters["grad_evals"], "diag_evals": counters["diag_evals"],
+            "examples": counters["examples"], "train_seconds": counters["train_seconds"],
+            "seconds_per_epoch": counters["train_seconds"] / epochs_completed if epochs_completed else None,
+            "grad_evals_per_step": counters["grad_evals"] / steps if steps else None,
+        },
+        "diagnostics": diagnostics, "error": error, "diverged_at_epoch": diverged_at_epoch,
+        **env, "started_at": started_at, "finished_at": finished_at,
+    }

@@ -1,0 +1,454 @@
+"""The one training loop (issue 5): every optimizer through ``optimizer.step(closure)``, honest cost
+accounting, evaluation rows, run records with per-epoch checkpoints, resume, divergence and failure records.
+
+Record format: ``.design/INTERFACES.md`` ("Run records"); how it is written: :mod:`experiments.records`.
+
+- The closure (:class:`Closure`, the protocol of :mod:`rbo.common`) zero-grads, runs the forward pass on the
+  current minibatch (bf16 autocast if ``precision=bf16``), back-propagates ``loss_scale`` × mean
+  cross-entropy and returns it; ``closure(advance=True)`` first moves to the next minibatch of the epoch
+  (Entropy-SGD with fresh batches). Gradient evaluations are counted here, never taken from an optimizer.
+- Train loss/accuracy are running means of the FIRST evaluation of each step (plain cross-entropy, without
+  ``loss_scale``), kept on the device; validation and test run in eval mode under ``torch.no_grad`` and
+  are excluded from ``train_seconds``.
+- Resume: a checkpoint at the end of every epoch holds the model, optimizer, scheduler, RNG states, counters
+  and every row written so far; the data order depends only on (seed, epoch). Rerunning the same config
+  continues from it and ends with the metrics of an uninterrupted run (except wall-clock columns).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import traceback
+from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import fields
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from experiments import records
+from experiments.config import Config
+from experiments.data import DATASETS, DeviceLoader, load_dataset
+from experiments.models import MODELS, build_model
+from experiments.optim import build_optimizer, check_optimizer_config
+from experiments.wandb_logger import MODES, NullLogger, make_logger
+from rbo.common import DivergenceError, global_sq_norm
+
+PRECISIONS = ("fp32", "bf16")
+SCHEDULERS = ("none", "cosine")
+LOGGERS = ("none", "wandb")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+# ---- validation, before any work ----------------------------------------------------------------------------
+
+def _allowed(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is unknown; allowed: {', '.join(map(str, allowed))}")
+
+
+def _at_least(key: str, value, low, what: str = "an integer") -> None:
+    if value is None or value < low:
+        raise ValueError(f"{key}={value!r} is not allowed; allowed: {what} >= {low}")
+
+
+def _check_keys(node: DictConfig, schema: type, prefix: str) -> None:
+    """Keys added with Hydra's ``+key=value`` bypass the schema: reject any key the schema does not have."""
+    unknown = sorted(set(node.keys()) - {f.name for f in fields(schema)})
+    if unknown:
+        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; allowed: "
+                         f"{', '.join(prefix + f.name for f in fields(schema))}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that needs no data: names, ranges, keys. ``ValueError`` names the key, value and what is allowed."""
+    _check_keys(cfg, Config, "")
+    for group in ("optimizer", "dataset", "model", "logger"):
+        _check_keys(cfg[group], OmegaConf.get_type(cfg[group]), f"{group}.")
+    check_optimizer_config(cfg.optimizer)
+    _allowed("dataset.name", cfg.dataset.name, DATASETS)
+    _allowed("model.name", cfg.model.name, sorted(MODELS))
+    _allowed("precision", cfg.precision, PRECISIONS)
+    _allowed("scheduler", cfg.scheduler, SCHEDULERS)
+    _allowed("logger.name", cfg.logger.name, LOGGERS)
+    if cfg.logger.name == "wandb":
+        _allowed("logger.mode", cfg.logger.mode, MODES)
+    if not DEVICE_PATTERN.fullmatch(cfg.device):
+        raise ValueError(f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
+    for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+        _at_least(key, cfg[key], 1)
+    if cfg.max_grad_evals is not None:
+        _at_least("max_grad_evals", cfg.max_grad_evals, 1, "null or an integer")
+    if cfg.max_sgd_epochs is not None and not (cfg.max_sgd_epochs > 0 and math.isfinite(cfg.max_sgd_epochs)):
+        raise ValueError(f"max_sgd_epochs={cfg.max_sgd_epochs!r} is not allowed; allowed: null or a finite number > 0")
+    if not (cfg.loss_scale > 0 and math.isfinite(cfg.loss_scale)):
+        raise ValueError(f"loss_scale={cfg.loss_scale!r} is not allowed; allowed: a finite number > 0")
+    if any(not (k > 0 and math.isfinite(k)) for k in cfg.budget_sgd_epochs):
+        raise ValueError(f"budget_sgd_epochs={list(cfg.budget_sgd_epochs)!r} is not allowed; "
+                         "allowed: a list of finite numbers > 0")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: cuda if available, else cpu. A CUDA device that is not there is a ``ValueError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device={name!r} is not available here; allowed: cpu"
+                         + (f", cuda, cuda:0..{torch.cuda.device_count() - 1}" if torch.cuda.is_available() else ""))
+    return device
+
+
+# ---- the closure -------------------------------------------------------------------------------------------
+
+class Closure:
+    """``closure(advance=False)`` on the current minibatch, for ``optimizer.step`` (protocol: rbo/common.py).
+
+    :meth:`next_step` takes the next minibatch of the epoch and marks the coming evaluation as the step's
+    first (recorded for the train running means). Evaluations count as ``grad_evals``, or as ``diag_evals``
+    while ``diagnostic`` is set (``measure_contact``).
+    """
+
+    def __init__(self, model, batches: Iterator, *, loss_scale: float, autocast, counters: dict):
+        self.model, self.batches, self.loss_scale, self.autocast = model, batches, loss_scale, autocast
+        self.counters = counters
+        self.batch = None
+        self.consumed = 0  # minibatches taken from this epoch
+        self.first, self.diagnostic = False, False
+        self.first_loss = None  # plain cross-entropy of the current step's first evaluation
+        device = next(model.parameters()).device
+        self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.seen = 0
+
+    def _take(self) -> bool:
+        batch = next(self.batches, None)
+        if batch is None:
+            return False
+        self.batch = batch
+        self.consumed += 1
+        self.counters["examples"] += batch[1].shape[0]
+        return True
+
+    def next_step(self) -> bool:
+        """Move to the next minibatch for a new step; False when the epoch has none left."""
+        self.first = self._take()
+        return self.first
+
+    def __call__(self, advance: bool = False) -> torch.Tensor:
+        if advance:
+            self._take()  # none left: stay on the current minibatch
+        x, y = self.batch
+        self.model.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.model(x)
+        ce = F.cross_entropy(logits.float(), y)
+        loss = ce * self.loss_scale if self.loss_scale != 1.0 else ce
+        loss.backward()
+        self.counters["diag_evals" if self.diagnostic else "grad_evals"] += 1
+        if self.first and not self.diagnostic:
+            self.first = False
+            self.first_loss = ce.detach()
+            self.loss_sum += self.first_loss * y.shape[0]
+            self.correct += (logits.detach().argmax(1) == y).sum()
+            self.seen += y.shape[0]
+        return loss.detach()
+
+    def train_means(self) -> tuple[float, float]:
+        if not self.seen:
+            return math.nan, math.nan
+        return float(self.loss_sum) / self.seen, float(self.correct) / self.seen
+
+
+# ---- the trainer -------------------------------------------------------------------------------------------
+
+class Trainer:
+    """One run: :meth:`run` trains (or resumes) and writes the record; see the module docstring."""
+
+    def __init__(self, cfg: DictConfig):
+        validate(cfg)
+        self.cfg = cfg
+        self.config = records.to_container(cfg)
+        self.run_id = records.run_id(self.config)
+        self.dir = records.run_dir(self.config)
+        self.device = resolve_device(cfg.device)
+        self.env = records.environment(self.device)
+        # The run's history: everything a checkpoint carries besides model/optimizer/scheduler/RNG states.
+        self.epoch = 0  # full epochs done
+        self.counters = {"step": 0, "grad_evals": 0, "diag_evals": 0, "examples": 0, "train_seconds": 0.0}
+        self.metrics: list[dict] = []
+        self.steps: list[dict] = []
+        self.diag_sum: dict[str, float] = {}  # per diagnostic key, over the run (summary "diagnostics")
+        self.diag_count: dict[str, int] = {}
+        self.started_at = records.now()
+        self.history_loaded = False  # False: the files on disk may know more than this object (no CSV rewrite)
+        self.logger = NullLogger()
+        self.closure: Closure | None = None
+        self._evaluated: tuple[int, dict] | None = None  # (step, results): one evaluation per model state
+        self._t0: float | None = None  # training clock, running while not None
+
+    def run(self) -> dict:
+        """Train, resume or record the failure; returns the summary (as saved). Divergence is a result
+        (status diverged, returns normally); any other exception is recorded as failed and re-raised."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        records.write_yaml(self.dir / "config.yaml", self.config)
+        summary = None
+        try:
+            state = self._load_history()
+            self._write()
+            self._start_logger()
+            self._setup()
+            if state is not None:
+                self._restore(state)
+            del state
+            self._train()
+            summary = self._write("completed", finished_at=records.now())
+        except DivergenceError as err:
+            self._clock_stop()
+            at = self._position() if self.closure is not None else float(self.epoch)
+            print(f"diverged: {self.dir} at epoch {at:.3f}: {err}")
+            summary = self._write("diverged", diverged_at_epoch=at, error=str(err), finished_at=records.now())
+        except Exception:
+            summary = self._write("failed", error=traceback.format_exc(), finished_at=records.now())
+            raise
+        finally:
+            self.logger.finish(summary or records.json_safe(self._summary("running")))
+        return summary
+
+    # -- setup and resume -----------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _setup(self) -> None:
+        cfg, ds = self.cfg, self.cfg.dataset
+        data = load_dataset(ds.name, data_dir=cfg.data_dir, device=self.device, val_size=ds.val_size,
+                            download=ds.download, synthetic_shape=ds.synthetic_shape,
+                            synthetic_size=tuple(ds.synthetic_size))
+        if cfg.batch_size > len(data.train):
+            raise ValueError(f"batch_size={cfg.batch_size} is larger than the {len(data.train)} training examples "
+                             f"of {ds.name}; allowed: 1..{len(data.train)}")
+        norm = dict(normalize=ds.normalize, mean=data.mean, std=data.std)
+        self.train_loader = DeviceLoader(data.train, cfg.batch_size, seed=cfg.seed, augment=ds.augment, **norm)
+        self.eval_loaders = {name: DeviceLoader(split, min(cfg.eval_batch_size, len(split)), seed=0, shuffle=False,
+                                                **norm)
+                             for name, split in (("val", data.val), ("test", data.test)) if split is not None}
+        torch.manual_seed(cfg.seed)  # model initialisation (and any later global-RNG use, e.g. dropout)
+        options = {k: v for k, v in self.config["model"].items() if k != "name"}
+        self.model = build_model(cfg.model.name, in_channels=data.in_channels, num_classes=data.num_classes,
+                                 image_size=data.image_size, **options).to(self.device)
+        self.optimizer = build_optimizer(cfg.optimizer, self.model, seed=cfg.seed)
+        self.scheduler = None
+        if cfg.scheduler == "cosine":
+            steps = len(self.train_loader)
+            if getattr(self.optimizer, "fresh_batches", False):  # Entropy-SGD: each step consumes L minibatches
+                steps = math.ceil(steps / self.optimizer.L)
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * steps)
+        self.budgets = sorted(k * len(self.train_loader) for k in cfg.budget_sgd_epochs)  # in grad evals
+        self.budget_epochs = sorted(cfg.budget_sgd_epochs)
+        self.budgets_done = bisect_right(self.budgets, self.counters["grad_evals"])
+
+    def _checkpoint(self) -> None:
+        """``checkpoint.pt``: tensors and primitive containers only (``torch.load(weights_only=True)``)."""
+        cuda = self.device.type == "cuda"
+        records.save_checkpoint(self.dir / "checkpoint.pt", {
+            "run_id": self.run_id, "epoch": self.epoch, "started_at": self.started_at,
+            "counters": dict(self.counters), "metrics": self.metrics, "steps": self.steps,
+            "diag_sum": self.diag_sum, "diag_count": self.diag_count,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
+        })
+
+    def _load_history(self) -> dict | None:
+        """The last checkpoint's history (rows, counters) into this object; returns the checkpoint, if any."""
+        path = self.dir / "checkpoint.pt"
+        state = records.load_checkpoint(path, self.device) if path.is_file() else None
+        if state is not None:
+            self.epoch, self.started_at, self.counters = state["epoch"], state["started_at"], state["counters"]
+            self.metrics, self.steps = state["metrics"], state["steps"]
+            self.diag_sum, self.diag_count = state["diag_sum"], state["diag_count"]
+            print(f"resume: {self.dir} from epoch {self.epoch}")
+        self.history_loaded = True
+        return state
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["cpu"].cpu())
+        if state["rng"]["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+
+    def _start_logger(self) -> None:
+        """The configured logger; a resumed run first replays its history into it."""
+        self.logger = make_logger(self.cfg.logger, directory=self.dir / ".wandb",
+                                  name=f"{self.cfg.experiment_name}/{self.run_id}",
+                                  config={**self.config, "run_id": self.run_id})
+        history = [("epoch", r) for r in self.metrics] + [("steps", r) for r in self.steps]
+        for kind, row in sorted(history, key=lambda kr: (kr[1]["step"], kr[0] == "epoch")):
+            self.logger.log(kind, row)
+
+    # -- records --------------------------------------------------------------------------------------------
+
+    def _summary(self, status: str, **extra) -> dict:
+        diagnostics = {k: self.diag_sum[k] / self.diag_count[k] for k in self.diag_sum}
+        return records.build_summary(self.config, status=status, metrics=self.metrics, counters=self.counters,
+                                     diagnostics=diagnostics, env=self.env, started_at=self.started_at, **extra)
+
+    def _write(self, status: str = "running", **extra) -> dict:
+        """metrics.csv, steps.csv (unless the history could not be read) and summary.json; returns the summary."""
+        if self.history_loaded:
+            records.write_csv(self.dir / "metrics.csv", self.metrics, records.METRICS_COLUMNS)
+            records.write_csv(self.dir / "steps.csv", self.steps, records.STEPS_COLUMNS)
+        summary = records.json_safe(self._summary(status, **extra))
+        records.write_json(self.dir / "summary.json", summary)
+        return summary
+
+    # -- timing and evaluation ------------------------------------------------------------------------------
+
+    def _clock_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _clock_stop(self) -> None:
+        """Add the time since :meth:`_clock_start` to ``train_seconds`` (no-op if the clock is not running)."""
+        if self._t0 is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.counters["train_seconds"] += time.perf_counter() - self._t0
+            self._t0 = None
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict:
+        """Validation and test loss/accuracy in eval mode (cached per step: budget and epoch rows can coincide)."""
+        if self._evaluated is not None and self._evaluated[0] == self.counters["step"]:
+            return self._evaluated[1]
+        self.model.eval()
+        out = {}
+        for split in ("val", "test"):
+            loader = self.eval_loaders.get(split)
+            loss = torch.zeros((), device=self.device, dtype=torch.float64)
+            correct = torch.zeros((), device=self.device, dtype=torch.int64)
+            for x, y in loader.batches(0) if loader else ():
+                with self._autocast():
+                    logits = self.model(x)
+                loss += F.cross_entropy(logits.float(), y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
+            n = len(loader.split) if loader else 0
+            out[f"{split}_loss"] = float(loss) / n if n else math.nan
+            out[f"{split}_acc"] = float(correct) / n if n else math.nan
+        self.model.train()
+        self._evaluated = (self.counters["step"], out)
+        return out
+
+    def _row(self, trigger: str, epoch: float, **values) -> None:
+        """Evaluate and append a metrics row (with the training clock stopped)."""
+        self._clock_stop()
+        counts = {k: self.counters[k] for k in ("step", "grad_evals", "examples", "train_seconds")}
+        row = {"epoch": epoch, "trigger": trigger, **counts, "lr": float(self.optimizer.param_groups[0]["lr"]),
+               "train_loss": math.nan, "train_acc": math.nan, **self._evaluate(), "budget_sgd_epochs": math.nan,
+               **values}
+        self.metrics.append(row)
+        self.logger.log("epoch", row)
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def _position(self) -> float:
+        """Epochs done so far, fractional within the current epoch."""
+        return self.epoch + self.closure.consumed / len(self.train_loader)
+
+    def _budget_spent(self) -> bool:
+        limits = [self.cfg.max_grad_evals]
+        if self.cfg.max_sgd_epochs is not None:
+            limits.append(math.ceil(self.cfg.max_sgd_epochs * len(self.train_loader)))
+        return any(limit is not None and self.counters["grad_evals"] >= limit for limit in limits)
+
+    def _train(self) -> None:
+        self.model.train()
+        if not self.metrics:
+            self._row("init", 0.0)
+            self._write()
+        for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
+            if self._budget_spent():
+                break
+            self._epoch(epoch)
+
+    def _epoch(self, epoch: int) -> None:
+        """One epoch (less if ``max_grad_evals`` runs out), its evaluation row, and at its end a checkpoint."""
+        cfg = self.cfg
+        self.closure = closure = Closure(self.model, self.train_loader.batches(epoch), loss_scale=cfg.loss_scale,
+                                         autocast=self._autocast, counters=self.counters)
+        sums: dict = {}  # per diagnostic key, over this epoch's steps (device tensors: no host sync)
+        steps = 0
+        bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress else True, dynamic_ncols=True)
+        self._clock_start()
+        while closure.next_step():
+            before = closure.consumed - 1
+            self.optimizer.step(closure)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.counters["step"] += 1
+            steps += 1
+            diag = {k: v for k, v in (getattr(self.optimizer, "diagnostics", None) or {}).items() if k != "grad_evals"}
+            for k, v in diag.items():
+                sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
+            bar.update(closure.consumed - before)
+            if self.counters["step"] % cfg.log_every == 0:
+                self._clock_stop()
+                loss = self._log_step(diag)
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{closure.train_means()[1]:.3f}")
+            crossed = bisect_right(self.budgets, self.counters["grad_evals"])
+            for k in self.budget_epochs[self.budgets_done:crossed]:
+                self._row("budget", self._position(), budget_sgd_epochs=k)
+            self.budgets_done = crossed
+            if self._budget_spent():
+                break
+            if self._t0 is None:
+                self._clock_start()
+        self._clock_stop()
+        bar.close()
+        train_loss, train_acc = closure.train_means()
+        if not math.isfinite(train_loss):
+            raise DivergenceError(f"non-finite training loss {train_loss} in epoch {epoch}")
+        for k, v in sums.items():
+            self.diag_sum[k] = self.diag_sum.get(k, 0.0) + float(v)
+            self.diag_count[k] = self.diag_count.get(k, 0) + steps
+        self._row("epoch", self._position(), train_loss=train_loss, train_acc=train_acc,
+                  **{f"diag_{k}": float(v) / steps for k, v in sums.items()})
+        if closure.consumed == len(self.train_loader):
+            self.epoch = epoch
+            self._checkpoint()
+        self._write()
+
+    def _log_step(self, diag: dict) -> float:
+        """A steps.csv row (host syncs; not training time); returns the loss, non-finite → DivergenceError."""
+        loss = float(self.closure.first_loss)
+        row = {"step": self.counters["step"], "epoch": self._position(), "grad_evals": self.counters["grad_evals"],
+               "loss": loss, **{f"diag_{k}": float(v) for k, v in diag.items()}}
+        if "grad_norm" not in diag:  # torch's SGD/AdamW: ‖g‖ of the gradient the step used
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            row["diag_grad_norm"] = float(global_sq_norm(grads).sqrt())
+        if hasattr(self.optimizer, "measure_contact"):  # RBO: one more evaluation, counted as diag_evals
+            self.closure.diagnostic = True
+            contact = self.optimizer.measure_contact(self.closure)
+            self.closure.diagnostic = False
+            row.update({f"diag_contact_{k}": float(v) for k, v in contact.items()})
+        self.steps.append(row)
+        self.logger.log("steps", row)
+        if not math.isfinite(loss):
+            raise DivergenceError(f"non-finite training loss {loss} at step {row['step']}")
+        return loss
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run (or resume) the configured training and return its summary; see :class:`Trainer`."""
+    return Trainer(cfg).run()
