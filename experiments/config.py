@@ -3,7 +3,7 @@
 Each group option in ``conf/<group>/<name>.yaml`` starts from one of the dataclasses below (its defaults list
 names the schema registered here), so a misspelt key or a value of the wrong type fails when Hydra composes
 the config, before anything runs. Value checks that need more than a type (names, ranges, the batch size
-against the dataset) are in :func:`experiments.trainer.validate`. Keys and record format: ``.design/INTERFACES.md``.
+against the dataset) are in :func:`experiments.trainer.validate`. Record format: README.md, "Run records".
 
 The defaults here are neutral; the paper's values and every ``# ASSUMPTION`` (SPEC §2, §3) are in the YAML files.
 """
@@ -24,7 +24,7 @@ OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "
 @dataclass
 class OptimizerConfig:
     name: str = MISSING  # the factory key, see experiments.optim.OPTIMIZERS
-    lr: float = MISSING
+    lr: float | None = MISSING  # null only where the optimizer derives it (sgd_effective_lr)
 
 
 @dataclass
@@ -48,7 +48,6 @@ class SGDEffectiveLRConfig(SGDConfig):
     """SGD at RBO's measured effective learning rate (``sgd_effective_lr``, issue 7's control). ``lr: null``
     resolves it from the completed ``reference`` runs (experiments.controls.resolve_effective_lr)."""
 
-    lr: float | None = None
     reference: str = "rbo"
 
 

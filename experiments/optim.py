@@ -93,6 +93,9 @@ def check_optimizer_config(cfg) -> None:
 
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"optimizer.name={cfg.name!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
+    if cfg.lr is None:
+        raise ValueError(f"optimizer.lr=None is not allowed for optimizer.name={cfg.name!r}; allowed: a number > 0"
+                         " (only sgd_effective_lr derives its lr, from completed reference runs)")
     schema = OPTIMIZERS[cfg.name][0]
     found = OmegaConf.get_type(cfg)
     if not (isinstance(found, type) and issubclass(found, schema)):

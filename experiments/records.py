@@ -1,4 +1,4 @@
-"""Run records: ``<runs_dir>/<experiment>/<run_id>/`` (format: ``.design/INTERFACES.md``, "Run records").
+"""Run records: ``<runs_dir>/<experiment>/<run_id>/`` (format: README.md, "Run records").
 
 Everything here is written atomically (a temporary file in the same folder, then ``os.replace``), so a run
 killed at any instant leaves either the previous or the new version of each file, never a torn one.

@@ -1,7 +1,7 @@
 """The one training loop (issue 5): every optimizer through ``optimizer.step(closure)``, honest cost
 accounting, evaluation rows, run records with per-epoch checkpoints, resume, divergence and failure records.
 
-Record format: ``.design/INTERFACES.md`` ("Run records"); how it is written: :mod:`experiments.records`.
+Record format: README.md ("Run records"); how it is written: :mod:`experiments.records`.
 
 - The closure (:class:`Closure`, the protocol of :mod:`rbo.common`) zero-grads, runs the forward pass on the
   current minibatch (bf16 autocast if ``precision=bf16``), back-propagates ``loss_scale`` × mean

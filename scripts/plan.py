@@ -124,13 +124,18 @@ def seconds_per_eval(cfg: DictConfig, device: torch.device, cache: dict) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", help="names under conf/experiment, e.g. paper/table1")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
     parser.add_argument("--pending", action="store_true", help="print the pending jobs' overrides")
+    parser.add_argument("--has-pending", action="store_true",
+                        help="print nothing; exit 0 if any job is pending, 1 if every run is finished")
     parser.add_argument("--no-timing", action="store_true", help="count evaluations only")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: overrides for every job")
     args = parser.parse_args()
     extra = [o for o in args.overrides if o != "--"]
-    device, cache = torch.device(args.device), {}
+    if args.has_pending:
+        raise SystemExit(0 if any(j.pending for e in args.experiments for j in expand(e, extra)) else 1)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    cache = {}
     print(f"| experiment | runs | finished | pending | pending gradient evaluations | est. hours on {device} |")
     print("|---|---:|---:|---:|---:|---:|")
     for experiment in args.experiments:

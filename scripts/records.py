@@ -1,4 +1,4 @@
-"""Run records (``runs/<experiment>/<run_id>/``, see .design/INTERFACES.md "Run records") as tidy DataFrames,
+"""Run records (``runs/<experiment>/<run_id>/``, format: README.md "Run records") as tidy DataFrames,
 and what every script of ``scripts/`` shares: atomic writes into ``results/`` and number formatting.
 
 ``load_records(runs_dir)`` returns one row per run (from ``summary.json`` and ``config.yaml``) and one row per
@@ -26,7 +26,7 @@ import yaml
 STATUSES = ("running", "completed", "diverged", "failed")
 FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "seconds_per_epoch", "grad_evals_per_step")
-# Config keys that do not change what a run computes (INTERFACES.md: run_id), plus the seed, which is what
+# Config keys that do not change what a run computes (README.md "Run records": run_id), plus the seed, which is what
 # a group of runs is averaged over.
 NOT_IN_GROUP = frozenset({"runs_dir", "data_dir", "logger", "progress", "log_every", "device", "seed"})
 CPU_SCALE_DATASETS = ("mnist_subset", "synthetic")

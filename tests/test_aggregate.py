@@ -1,4 +1,4 @@
-"""scripts.records and scripts.aggregate on hand-written run records (INTERFACES.md "Run records")."""
+"""scripts.records and scripts.aggregate on hand-written run records (README.md "Run records")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run records (experiments/records.py): identity, atomic writes, file formats, summary (INTERFACES.md)."""
+"""Run records (experiments/records.py): identity, atomic writes, file formats, summary (README.md "Run records")."""
 
 from __future__ import annotations
 
