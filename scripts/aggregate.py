@@ -353,13 +353,17 @@ def write_results(agg: Aggregate, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(description: str) -> argparse.ArgumentParser:
+    """The options ``scripts.aggregate`` and ``scripts.plot`` share."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="runs", help="folder of run records (default: runs)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--paper", default=str(PAPER_TABLE), help="the paper's Table 1 as CSV")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = cli(__doc__.split("\n\n")[0]).parse_args(argv)
     agg = build(args.runs, args.paper)
     written = write_results(agg, args.out)
     print(agg.records.describe())

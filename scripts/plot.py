@@ -14,7 +14,6 @@ And ``results/paper/ironing/ironing``: the 1-D figure (SPEC §3) from ``rbo.iron
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.patheffects import withStroke
 
-from scripts.aggregate import BLOCK, PAPER_TABLE, Aggregate, build
+from scripts.aggregate import BLOCK, Aggregate, build, cli
 from scripts.records import atomic_write
 
 MAX_LINES = 12  # more groups than this in one (experiment, dataset, model): curves are unreadable, skip them
@@ -197,11 +196,7 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="runs", help="folder of run records (default: runs)")
-    parser.add_argument("--out", default="results", help="output folder (default: results)")
-    parser.add_argument("--paper", default=str(PAPER_TABLE), help="the paper's Table 1 as CSV")
+    parser = cli(__doc__.split("\n\n")[0])
     parser.add_argument("--skip-ironing", action="store_true", help="do not draw the ironing figure")
     args = parser.parse_args(argv)
     agg = build(args.runs, args.paper)
