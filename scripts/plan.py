@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import config as _config  # noqa: F401  (registers the structured configs)
 from experiments import records
+from experiments.controls import resolve_effective_lr
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "mnist_subset": 8_000}
@@ -58,6 +59,11 @@ def expand(experiment: str, extra: list[str] = ()) -> list[Job]:
         for overrides in sweep_overrides(experiment, list(extra)):
             cfg = compose("config", overrides=overrides)
             cfg.runs_dir = str(Path(cfg.runs_dir).resolve())
+            try:
+                resolve_effective_lr(cfg)  # as experiments.train does: the resolved lr is part of the run_id
+            except ValueError:  # its reference runs are not finished yet: pending
+                jobs.append(Job(overrides, cfg, None))
+                continue
             status = records.finished_status(records.run_dir(records.to_container(cfg)))
             jobs.append(Job(overrides, cfg, status))
     return jobs
