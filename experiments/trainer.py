@@ -223,9 +223,7 @@ class Trainer:
     # -- setup and resume -----------------------------------------------------------------------------------
 
     def _autocast(self):
-        if self.cfg.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self._bf16 else nullcontext()
 
     def _setup(self) -> None:
         cfg, ds = self.cfg, self.cfg.dataset
@@ -251,6 +249,10 @@ class Trainer:
             if getattr(self.optimizer, "fresh_batches", False):  # Entropy-SGD: each step consumes L minibatches
                 steps = math.ceil(steps / self.optimizer.L)
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * steps)
+        self._bf16 = cfg.precision == "bf16"  # per-step decisions as plain attributes, not config lookups
+        limits = [cfg.max_grad_evals, None if cfg.max_sgd_epochs is None
+                  else math.ceil(cfg.max_sgd_epochs * len(self.train_loader))]
+        self.grad_eval_limit = min((n for n in limits if n is not None), default=None)
         self.budgets = sorted(k * len(self.train_loader) for k in cfg.budget_sgd_epochs)  # in grad evals
         self.budget_epochs = sorted(cfg.budget_sgd_epochs)
         self.budgets_done = bisect_right(self.budgets, self.counters["grad_evals"])
@@ -366,10 +368,7 @@ class Trainer:
         return self.epoch + self.closure.consumed / len(self.train_loader)
 
     def _budget_spent(self) -> bool:
-        limits = [self.cfg.max_grad_evals]
-        if self.cfg.max_sgd_epochs is not None:
-            limits.append(math.ceil(self.cfg.max_sgd_epochs * len(self.train_loader)))
-        return any(limit is not None and self.counters["grad_evals"] >= limit for limit in limits)
+        return self.grad_eval_limit is not None and self.counters["grad_evals"] >= self.grad_eval_limit
 
     def _train(self) -> None:
         self.model.train()
@@ -383,7 +382,7 @@ class Trainer:
 
     def _epoch(self, epoch: int) -> None:
         """One epoch (less if ``max_grad_evals`` runs out), its evaluation row, and at its end a checkpoint."""
-        cfg = self.cfg
+        cfg, log_every = self.cfg, self.cfg.log_every
         self.closure = closure = Closure(self.model, self.train_loader.batches(epoch), loss_scale=cfg.loss_scale,
                                          autocast=self._autocast, counters=self.counters)
         sums: dict = {}  # per diagnostic key, over this epoch's steps (device tensors: no host sync)
@@ -402,7 +401,7 @@ class Trainer:
             for k, v in diag.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
             bar.update(closure.consumed - before)
-            if self.counters["step"] % cfg.log_every == 0:
+            if self.counters["step"] % log_every == 0:
                 self._clock_stop()
                 loss = self._log_step(diag)
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{closure.train_means()[1]:.3f}")
