@@ -105,16 +105,28 @@ class RBO(Optimizer):
 
     @staticmethod
     def _project_gd(closure, groups, targets, y_target, loss):
-        """The authors' projection: K steps x ← x − γ·v(x), no tolerance (SPEC §1 step 4)."""
+        """The authors' projection: K steps x ← x − γ·v(x), no tolerance (SPEC §1 step 4).
+
+        In place, without temporaries: x ← x + γ(θ̃ − x), then x ← x − γ·(f(x) − ỹ)·∇f(x), scaling the gradient
+        the next evaluation replaces. The last step forms v explicitly, to report its norm and the distance.
+        """
         proj_steps = groups[0][0]["proj_steps"]
         loss_sum = loss.clone()
-        for k in range(proj_steps):
+        for k in range(proj_steps - 1):
             if k > 0:
                 loss = evaluate(closure, first=False)
                 loss_sum += loss
-            v, distance = _projection_gradient(groups, targets, loss - y_target, measure=k == proj_steps - 1)
-            for (group, ps), v_group in zip(groups, v):
-                torch._foreach_add_(ps, v_group, alpha=-group["proj_lr"])
+            for (group, ps), t in zip(groups, targets):
+                grads = [p.grad for p in ps]
+                torch._foreach_lerp_(ps, t, group["proj_lr"])
+                torch._foreach_mul_(grads, loss - y_target)
+                torch._foreach_add_(ps, grads, alpha=-group["proj_lr"])
+        if proj_steps > 1:
+            loss = evaluate(closure, first=False)
+            loss_sum += loss
+        v, distance = _projection_gradient(groups, targets, loss - y_target)
+        for (group, ps), v_group in zip(groups, v):
+            torch._foreach_add_(ps, v_group, alpha=-group["proj_lr"])
         return proj_steps, loss_sum, global_sq_norm(_flat(v)).sqrt(), distance
 
     @staticmethod
@@ -133,7 +145,7 @@ class RBO(Optimizer):
             if k > 0:
                 loss = evaluate(closure, first=False)
                 loss_sum += loss
-            v, distance = _projection_gradient(groups, targets, loss - y_target, measure=True)
+            v, distance = _projection_gradient(groups, targets, loss - y_target)
             if accepted is not None and distance > best_distance:
                 scale *= 0.5
                 torch._foreach_copy_(xs, accepted)
@@ -175,10 +187,10 @@ def _flat(nested) -> list[torch.Tensor]:
     return [t for part in nested for t in part]
 
 
-def _projection_gradient(groups, targets, height_gap, measure: bool):
-    """v(x) = (x − θ̃) + (f(x) − ỹ)·∇f(x) per group, and, if ``measure``, the distance ‖(x, f(x)) − (θ̃, ỹ)‖."""
+def _projection_gradient(groups, targets, height_gap):
+    """v(x) = (x − θ̃) + (f(x) − ỹ)·∇f(x) per group, and the distance ‖(x, f(x)) − (θ̃, ỹ)‖."""
     v = [torch._foreach_sub([p.detach() for p in ps], t) for (_, ps), t in zip(groups, targets)]
-    distance = (global_sq_norm(_flat(v)) + height_gap.square()).sqrt() if measure else None
+    distance = (global_sq_norm(_flat(v)) + height_gap.square()).sqrt()
     for (_, ps), v_group in zip(groups, v):
         torch._foreach_add_(v_group, torch._foreach_mul([p.grad for p in ps], height_gap))
     return v, distance

@@ -30,15 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scripts.bench_optimizers import sync
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # The trainer-vs-bare recipe: the paper's SGD on the shipped digits, nothing printed, no W&B.
 MNIST_SGD = ("dataset=mnist_subset", "model=mlp", "optimizer=sgd", "optimizer.lr=0.01", "batch_size=256",
              "logger=none", "progress=false")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def compose(*overrides: str):
@@ -75,7 +72,7 @@ def trainer_epoch(trainer, epoch: int) -> tuple[float, float]:
 def bare_epoch(model, optimizer, images, labels, batch_size: int, order: torch.Tensor) -> float:
     """Seconds for one epoch of the plainest PyTorch loop over ``order`` (device tensors)."""
     device = images.device
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
@@ -84,7 +81,7 @@ def bare_epoch(model, optimizer, images, labels, batch_size: int, order: torch.T
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -159,11 +156,11 @@ class PILImages(torch.utils.data.Dataset):
 
 
 def _images_per_second(batches: Callable[[], Iterator], n: int, device: torch.device) -> float:
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for x, y in batches():
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-    _sync(device)
+    sync(device)
     return n / (time.perf_counter() - start)
 
 
@@ -269,10 +266,10 @@ def rbo_step_ms(device: torch.device, precision: str, *, proj_steps: int = 100, 
                 closure = Closure(trainer.model, trainer.train_loader.batches(2), loss_scale=cfg.loss_scale,
                                   autocast=trainer._autocast, counters=trainer.counters)
                 closure.next_step()
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             trainer.optimizer.step(closure)
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - start)
     return {"precision": precision, "K": proj_steps, "ms": 1e3 * statistics.median(times[warmup:])}
 
@@ -297,10 +294,12 @@ def vgg9_table(epochs: list[dict], rbo: list[dict], n_train: int, batch_size: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
     parser.add_argument("--epochs", type=int, default=20, help="timed epochs per loop, after one warm-up epoch")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    from experiments.trainer import resolve_device
+
+    device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"## Trainer overhead: trainer vs bare loop, {name}, torch {torch.__version__}\n", flush=True)
     print(trainer_vs_bare_table(trainer_vs_bare(device, epochs=args.epochs)), flush=True)

@@ -140,7 +140,9 @@ def main() -> None:
     extra = [o for o in args.overrides if o != "--"]
     if args.has_pending:
         raise SystemExit(0 if any(j.pending for e in args.experiments for j in expand(e, extra)) else 1)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    from experiments.trainer import resolve_device
+
+    device = resolve_device(args.device)
     cache = {}
     print(f"| experiment | runs | finished | pending | pending gradient evaluations | est. hours on {device} |")
     print("|---|---:|---:|---:|---:|---:|")
