@@ -14,6 +14,7 @@ import argparse
 import itertools
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +136,9 @@ def main() -> None:
     parser.add_argument("--has-pending", action="store_true",
                         help="print nothing; exit 0 if any job is pending, 1 if every run is finished")
     parser.add_argument("--no-timing", action="store_true", help="count evaluations only")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="after --: overrides for every job")
-    args = parser.parse_args()
-    extra = [o for o in args.overrides if o != "--"]
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:split]), argv[split + 1:]  # after --: Hydra overrides for every job
     if args.has_pending:
         raise SystemExit(0 if any(j.pending for e in args.experiments for j in expand(e, extra)) else 1)
     from experiments.trainer import resolve_device

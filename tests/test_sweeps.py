@@ -375,3 +375,18 @@ def test_local_preset(monkeypatch):
     n_jobs = instantiate(compose_hydra("hydra/launcher=local").hydra.launcher).joblib["n_jobs"]
     assert n_jobs == 5 and isinstance(n_jobs, int)
     assert compose_hydra("hydra/launcher=local", "hydra.launcher.n_jobs=3").hydra.launcher.n_jobs == 3
+
+
+def test_plan_cli_passes_overrides_after_double_dash(monkeypatch, capsys, tmp_path):
+    """`make` calls `scripts.plan EXPERIMENTS -- OVERRIDES`: the overrides reach every job, not the experiment list."""
+    def evaluations(*overrides):
+        monkeypatch.setattr(sys, "argv", ["plan", "--no-timing", "quick/heatmap", "--", f"runs_dir={tmp_path}",
+                                          *overrides])
+        plan.main()
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| quick/heatmap"))
+        return int(row.split("|")[5].replace(",", ""))
+    assert evaluations("epochs=2") == 2 * evaluations()
+    monkeypatch.setattr(sys, "argv", ["plan", "--has-pending", "quick/heatmap", "--", f"runs_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as pending:
+        plan.main()
+    assert pending.value.code == 0
