@@ -59,7 +59,7 @@ quick: $(STAMP) ## The whole pipeline at CPU scale on the real mnist_subset digi
 	$(MAKE) --no-print-directory tables figures
 
 reproduce: $(STAMP) ## The paper: Table 1 and the heat map at full scale, then tables and figures into results/
-	$(PY) -m scripts.plan --device $(DEVICE) $(PAPER) -- runs_dir=$(RUNS) $(ARGS)
+	$(PY) -m scripts.plan --pending --device $(DEVICE) $(PAPER) -- runs_dir=$(RUNS) $(ARGS)
 	$(foreach e,$(PAPER),$(call sweep,$(e)))
 	$(MAKE) --no-print-directory tables figures
 
