@@ -46,10 +46,10 @@ class RBO(Optimizer):
     """Rolling Ball Optimizer; ``step(closure)`` re-evaluates the loss K times on the same minibatch.
 
     After each step ``self.diagnostics`` holds 0-dim tensors: ``grad_evals``, ``grad_norm`` (‖g‖ at θ),
-    ``step_norm`` (‖θ_new − θ‖), ``effective_step`` (‖θ_new − θ‖ / (η‖g‖)), ``proj_iters``, and, at the
-    last evaluated iterate, ``proj_residual`` (‖v‖) and ``centre_distance`` (distance to (θ̃, ỹ); equals ρ
-    when the projection has converged). :meth:`measure_contact` measures the last two at the returned
-    point itself, for one more evaluation.
+    ``step_norm`` (‖θ_new − θ‖), ``effective_step`` (‖θ_new − θ‖ / (η‖g‖)), and, at the last evaluated
+    iterate, ``proj_residual`` (‖v‖) and ``centre_distance`` (distance to (θ̃, ỹ): ρ for a converged
+    projection on an affine loss, ρ + O(η²·curvature) otherwise). :meth:`measure_contact` measures the last
+    two at the returned point itself, for one more evaluation.
     """
 
     def __init__(self, params, lr: float, radius: float, proj_steps: int = 100, proj_lr: float = 1e-3,
@@ -71,8 +71,7 @@ class RBO(Optimizer):
     def step(self, closure: Closure | None = None) -> torch.Tensor:
         closure = require_closure(closure, "RBO")
         first_loss = evaluate(closure, first=True)
-        groups = [(g, [p for p in g["params"] if p.grad is not None]) for g in self.param_groups]
-        groups = [(g, ps) for g, ps in groups if ps]
+        groups = [(g, ps) for g in self.param_groups if (ps := params_with_grad([g]))]
         xs = _flat(ps for _, ps in groups)
         theta = snapshot(xs)
         lead = groups[0][0]
@@ -169,7 +168,7 @@ class RBO(Optimizer):
         """Distance from the returned point to the rolled centre and the projection residual there.
 
         Costs one evaluation on the closure's minibatch (BatchNorm statistics untouched); call it right
-        after :meth:`step`, before the closure moves on. Equals ρ and 0 for a converged projection.
+        after :meth:`step`, before the closure moves on. The residual is 0 for a converged projection.
         """
         if self._target is None:
             raise RuntimeError("RBO.measure_contact() needs a step() first")
