@@ -27,31 +27,26 @@ class DivergenceError(FloatingPointError):
     """The loss or a gradient became non-finite; the optimizer left the parameters at their last finite values."""
 
 
-def _skip_running_stats(module: nn.Module, _inputs) -> None:
-    if isinstance(module, _BatchNorm) and module.training and module.track_running_stats:
-        # BatchNorm.forward in train mode with track_running_stats=False normalises with batch statistics
-        # and passes running_mean/var=None to F.batch_norm: nothing is updated, nothing is copied.
-        module.track_running_stats = False
-        module._rbo_frozen = True
-
-
-def _restore_running_stats(module: nn.Module, _inputs, _output) -> None:
-    if getattr(module, "_rbo_frozen", False):
-        module.track_running_stats = True
-        module._rbo_frozen = False
-
-
 @contextmanager
 def frozen_running_stats() -> Iterator[None]:
     """Inside this block no BatchNorm layer of any model updates its running statistics (batch statistics
-    are still used). Implemented with global module hooks, so it needs no reference to the model."""
-    pre = nn.modules.module.register_module_forward_pre_hook(_skip_running_stats)
-    post = nn.modules.module.register_module_forward_hook(_restore_running_stats)
+    are still used). A global forward pre-hook, so it needs no reference to the model: BatchNorm.forward in
+    train mode with ``track_running_stats=False`` normalises with batch statistics and passes no running
+    buffers to ``F.batch_norm``, so nothing is updated and nothing is copied; the flag is restored on exit."""
+    frozen: list[_BatchNorm] = []
+
+    def skip_running_stats(module: nn.Module, _inputs) -> None:
+        if isinstance(module, _BatchNorm) and module.training and module.track_running_stats:
+            module.track_running_stats = False
+            frozen.append(module)
+
+    hook = nn.modules.module.register_module_forward_pre_hook(skip_running_stats)
     try:
         yield
     finally:
-        pre.remove()
-        post.remove()
+        hook.remove()
+        for module in frozen:
+            module.track_running_stats = True
 
 
 def evaluate(closure: Closure, *, first: bool, **kwargs) -> torch.Tensor:
