@@ -1,5 +1,6 @@
 """RBO against SPEC §1: the exact identities, an independent 1 + K re-implementation, Gauss–Newton, plumbing."""
 
+import copy
 import math
 
 import pytest
@@ -350,3 +351,21 @@ def test_hyperparameter_errors_name_parameter_value_and_range(kwargs, name):
     with pytest.raises(ValueError, match=rf"{name}=") as info:
         RBO([theta], **args)
     assert repr(kwargs[name]) in str(info.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_step_matches_cpu_step():
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    results = []
+    for device in ("cpu", "cuda"):
+        m = copy.deepcopy(model).to(device)
+        opt = RBO(m.parameters(), lr=1.0, radius=2.0, proj_steps=20)
+        xd, yd = x.to(device), y.to(device)
+        opt.step(make_closure(opt, lambda m=m, xd=xd, yd=yd: nn.functional.cross_entropy(m(xd), yd)))
+        results.append(torch.cat([p.detach().cpu().flatten() for p in m.parameters()]))
+        assert int(m[1].num_batches_tracked) == 1
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-5)
