@@ -7,10 +7,11 @@ no torch), so a finished control run is still skipped in well under a second.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from experiments import records
 
 
 def resolve_effective_lr(cfg: DictConfig) -> None:
@@ -23,10 +24,7 @@ def resolve_effective_lr(cfg: DictConfig) -> None:
     folder = Path(cfg.runs_dir) / cfg.experiment_name
     measured = []
     for path in sorted(folder.glob("*/summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+        summary = records.read_summary(path.parent) or {}
         step = (summary.get("diagnostics") or {}).get("effective_step")
         if (summary.get("status") == "completed" and summary.get("optimizer") == opt.reference
                 and summary.get("dataset") == cfg.dataset.name and summary.get("model") == cfg.model.name

@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,17 +66,24 @@ def finished_status(directory: Path) -> str | None:
 
 # ---- atomic writes -------------------------------------------------------------------------------------------
 
-def write_atomic(path: Path, data: bytes) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it onto ``path``:
+    a reader sees the old file or the new one, never a torn one. Every file the suite writes goes through here."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def json_safe(value: Any) -> Any:

@@ -13,22 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from experiments.config import OUTPUT_ONLY_KEYS
+from experiments.records import FINAL_KEYS, atomic_write
+
 STATUSES = ("running", "completed", "diverged", "failed")
-FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "seconds_per_epoch", "grad_evals_per_step")
 # Config keys that do not change what a run computes (README.md "Run records": run_id), plus the seed, which is what
 # a group of runs is averaged over.
-NOT_IN_GROUP = frozenset({"runs_dir", "data_dir", "logger", "progress", "log_every", "device", "seed"})
+NOT_IN_GROUP = frozenset({*OUTPUT_ONLY_KEYS, "seed"})
 CPU_SCALE_DATASETS = ("mnist_subset", "synthetic")
 RECORD_FILES = ("summary.json", "config.yaml", "metrics.csv", "checkpoint.pt")
 IDENTITY = ("run_id", "experiment", "group", "optimizer", "dataset", "model", "seed", "status")  # per metrics row
@@ -206,22 +205,6 @@ def load_records(runs_dir: str | Path) -> Records:
     if "trigger" in metrics:
         metrics["trigger"] = metrics["trigger"].astype(str)
     return Records(runs=runs, metrics=metrics, skipped=skipped)
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
