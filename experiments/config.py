@@ -77,12 +77,10 @@ class SAMConfig(OptimizerConfig):
 
 
 @dataclass
-class EntropySGDConfig(OptimizerConfig):
-    """baselines.EntropySGD (SPEC §2); its noise generator is seeded by the run's ``seed``."""
+class EntropySGDConfig(SGDConfig):
+    """baselines.EntropySGD (SPEC §2): SGD's keys drive its outer step; its noise generator is seeded by the
+    run's ``seed``."""
 
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
     L: int = 20
     gamma: float = 0.03
     scoping: float = 0.0

@@ -111,18 +111,16 @@ class RBO(Optimizer):
         """
         proj_steps = groups[0][0]["proj_steps"]
         loss_sum = loss.clone()
-        for k in range(proj_steps - 1):
+        for k in range(proj_steps):
             if k > 0:
-                loss = evaluate(closure, first=False)
-                loss_sum += loss
+                loss = _evaluate_again(closure, loss_sum)
+            if k == proj_steps - 1:
+                break
             for (group, ps), t in zip(groups, targets):
                 grads = [p.grad for p in ps]
                 torch._foreach_lerp_(ps, t, group["proj_lr"])
                 torch._foreach_mul_(grads, loss - y_target)
                 torch._foreach_add_(ps, grads, alpha=-group["proj_lr"])
-        if proj_steps > 1:
-            loss = evaluate(closure, first=False)
-            loss_sum += loss
         v, distance = _projection_gradient(groups, targets, loss - y_target)
         for (group, ps), v_group in zip(groups, v):
             torch._foreach_add_(ps, v_group, alpha=-group["proj_lr"])
@@ -142,8 +140,7 @@ class RBO(Optimizer):
         direction = best_distance = residual = residual0 = None
         for k in range(proj_steps):
             if k > 0:
-                loss = evaluate(closure, first=False)
-                loss_sum += loss
+                loss = _evaluate_again(closure, loss_sum)
             v, distance = _projection_gradient(groups, targets, loss - y_target)
             if accepted is not None and distance > best_distance:
                 scale *= 0.5
@@ -184,6 +181,13 @@ class RBO(Optimizer):
 
 def _flat(nested) -> list[torch.Tensor]:
     return [t for part in nested for t in part]
+
+
+def _evaluate_again(closure, loss_sum: torch.Tensor) -> torch.Tensor:
+    """A projection evaluation (BatchNorm statistics untouched), its loss added to the step's running sum."""
+    loss = evaluate(closure, first=False)
+    loss_sum += loss
+    return loss
 
 
 def _projection_gradient(groups, targets, height_gap):

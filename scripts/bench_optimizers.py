@@ -15,7 +15,6 @@ import time
 import torch
 from torch import nn
 
-from experiments.trainer import resolve_device
 from rbo import RBO
 
 K_VALUES = (1, 10, 100)
@@ -45,27 +44,31 @@ def time_steps(optimizer, closure, device, steps: int) -> float:
     return 1e3 * statistics.median(times)
 
 
+def cross_entropy_closure(model, optimizer, x, y, autocast: bool = False):
+    """The closure every benchmark and check steps with: zero-grad, forward (bf16 autocast if asked), mean
+    cross-entropy, backward, return the loss."""
+    def closure(advance: bool = False):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        loss.backward()
+        return loss
+    return closure
+
+
 def step_costs(device: torch.device, rounds: int = 3) -> list[tuple[str, float, float]]:
     torch.manual_seed(0)
     x = torch.rand(256, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (256,), device=device)
     model = mlp().to(device)
-
-    def make(optimizer):
-        def closure(advance=False):
-            optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            return loss
-        return closure
-
     sgd = torch.optim.SGD(model.parameters(), lr=1e-3)
     rbos = {k: RBO(model.parameters(), lr=1e-3, radius=2.0, proj_steps=k) for k in K_VALUES}
     sgd_ms, rbo_ms = [], {k: [] for k in K_VALUES}
     for _ in range(rounds):  # interleaved, so machine noise hits every variant alike
-        sgd_ms.append(time_steps(sgd, make(sgd), device, steps=50))
+        sgd_ms.append(time_steps(sgd, cross_entropy_closure(model, sgd, x, y), device, steps=50))
         for k, opt in rbos.items():
-            rbo_ms[k].append(time_steps(opt, make(opt), device, steps=max(3, 300 // k)))
+            rbo_ms[k].append(time_steps(opt, cross_entropy_closure(model, opt, x, y), device, steps=max(3, 300 // k)))
     sgd_median = statistics.median(sgd_ms)
     rows = [("SGD", sgd_median, 1.0)]
     for k in K_VALUES:
@@ -86,12 +89,7 @@ def projection_quality(device: torch.device, radius: float) -> list[tuple[str, i
         torch.manual_seed(2)
         model = mlp().to(device, torch.float64)
         opt = RBO(model.parameters(), lr=0.05, radius=radius, **kwargs)
-
-        def closure(advance=False, opt=opt, model=model):
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            return loss
+        closure = cross_entropy_closure(model, opt, x, y)
         closure()
         g_sq = sum(float(p.grad.square().sum()) for p in model.parameters())
         initial = 0.05 * (1 + g_sq) * g_sq ** 0.5  # ‖v(θ)‖ = η(1 + ‖g‖²)‖g‖
@@ -105,6 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
     args = parser.parse_args()
+    from experiments.trainer import resolve_device  # the trainer's rule for "auto"
+
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"## Optimizer step cost: MLP 784-512-512-10, batch 256, float32, {name}, torch {torch.__version__}\n")

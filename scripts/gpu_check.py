@@ -38,6 +38,8 @@ if str(ROOT) not in sys.path:  # ``python scripts/gpu_check.py`` puts scripts/, 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from scripts.bench_optimizers import cross_entropy_closure  # noqa: E402  (torch and rbo only)
+
 TOL = 1e-5
 START = time.perf_counter()
 FAILED: list[str] = []
@@ -131,17 +133,6 @@ def no_tf32():
 
 # ---- (a) correctness ---------------------------------------------------------------------------------------
 
-def _closure(model, optimizer, x, y, autocast: bool = False):
-    def closure(advance: bool = False):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x)
-        loss = nn.functional.cross_entropy(logits.float(), y)
-        loss.backward()
-        return loss
-    return closure
-
-
 def _optimizers():
     from baselines import SAM, EntropySGD
     from rbo import RBO
@@ -156,7 +147,7 @@ def _optimizers():
 def _step_on(device, dtype, model_cpu, make, x, y) -> tuple[list[torch.Tensor], float]:
     model = copy.deepcopy(model_cpu).to(device, dtype)
     opt = make(list(model.parameters()))
-    loss = opt.step(_closure(model, opt, x.to(device, dtype), y.to(device)))
+    loss = opt.step(cross_entropy_closure(model, opt, x.to(device, dtype), y.to(device)))
     return [p.detach().double().cpu() for p in model.parameters()], float(loss)
 
 
@@ -203,7 +194,7 @@ def check_bn_freeze(device: torch.device) -> None:
         reference = copy.deepcopy(model)
         opt = make(list(net.parameters()))
         calls = []
-        base = _closure(net, opt, x, y)
+        base = cross_entropy_closure(net, opt, x, y)
 
         def closure(advance=False, base=base, calls=calls):
             calls.append(1)
@@ -250,7 +241,7 @@ def check_bf16(device: torch.device, steps: int) -> None:
         for autocast in (True, False):
             net = copy.deepcopy(model)
             opt = make(list(net.parameters()))
-            closure = _closure(net, opt, x, y, autocast=autocast)
+            closure = cross_entropy_closure(net, opt, x, y, autocast=autocast)
             with torch.no_grad():
                 initial = float(nn.functional.cross_entropy(net(x), y))
             for _ in range(steps):
