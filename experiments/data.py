@@ -46,6 +46,19 @@ _TORCHVISION = {  # name -> (torchvision class, number of classes)
     "cifar10": (datasets.CIFAR10, 10),
     "cifar100": (datasets.CIFAR100, 100),
 }
+_TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000,
+                "mnist_subset": SUBSET_TRAIN}
+
+
+def dataset_shape(name: str, *, synthetic_shape: str = "mnist",
+                  synthetic_size: tuple[int, int] = (2048, 512)) -> tuple[int, int, int, int]:
+    """(channels, image size, classes, training images before the validation split), without loading data."""
+    if name == "synthetic":
+        channels, size, _ = SYNTHETIC_SHAPES[synthetic_shape]
+        return channels, size, SYNTHETIC_CLASSES, synthetic_size[0]
+    channels, size = (3, 32) if name.startswith("cifar") else (1, 28)
+    classes = _TORCHVISION[name][1] if name in _TORCHVISION else 10
+    return channels, size, classes, _TRAIN_SIZES[name]
 
 
 @dataclass

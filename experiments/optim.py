@@ -87,6 +87,21 @@ OPTIMIZERS: dict[str, tuple[type, Builder]] = {
 }
 
 
+def evals_per_step(cfg) -> int:
+    """Gradient evaluations one step costs (the trainer counts the real number; this is for planning). An upper
+    bound for a Gauss–Newton projection with a tolerance; Entropy-SGD with fresh batches spends one per batch."""
+    schema = OPTIMIZERS[cfg.name][0]
+    if issubclass(schema, SAMConfig):
+        return 2
+    if issubclass(schema, EntropySGDConfig):
+        return cfg.L
+    if issubclass(schema, RBOConfig):
+        return cfg.proj_steps
+    if issubclass(schema, SGDKStepsConfig):
+        return cfg.steps_per_batch
+    return 1
+
+
 def check_optimizer_config(cfg) -> None:
     """``cfg.name`` is known and ``cfg`` follows that optimizer's schema (else ``ValueError``)."""
     from omegaconf import OmegaConf

@@ -26,11 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from experiments import config as _config  # noqa: F401  (registers the structured configs)
 from experiments import records
 from experiments.controls import resolve_effective_lr
+from experiments.data import dataset_shape
+from experiments.optim import evals_per_step
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000, "mnist_subset": 8_000}
-SHAPES = {"mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
-          "mnist_subset": (1, 28, 10)}
 
 
 @dataclass
@@ -70,28 +69,24 @@ def expand(experiment: str, extra: list[str] = ()) -> list[Job]:
     return jobs
 
 
+def shape(cfg: DictConfig) -> tuple[int, int, int, int]:
+    ds = cfg.dataset
+    return dataset_shape(ds.name, synthetic_shape=ds.synthetic_shape, synthetic_size=tuple(ds.synthetic_size))
+
+
 def batches_per_epoch(cfg: DictConfig) -> int:
-    name = cfg.dataset.name
-    total = cfg.dataset.synthetic_size[0] if name == "synthetic" else TRAIN_SIZES[name]
-    return math.ceil((total - cfg.dataset.val_size) / cfg.batch_size)
-
-
-def evals_per_step(opt: DictConfig) -> int:
-    """Gradient evaluations per optimizer step (an upper bound for a Gauss–Newton projection with a tolerance)."""
-    return {"sam": 2, "asam": 2, "sam_momentum": 2, "entropy_sgd": opt.get("L", 1)}.get(
-        opt.name, opt.get("proj_steps", opt.get("steps_per_batch", 1)))
+    return math.ceil((shape(cfg)[3] - cfg.dataset.val_size) / cfg.batch_size)
 
 
 def grad_evals(cfg: DictConfig) -> int:
     """The run's training gradient evaluations: every epoch, capped by its budget."""
     per_epoch = batches_per_epoch(cfg)
-    total = cfg.epochs * per_epoch * evals_per_step(cfg.optimizer)
-    if cfg.get("max_sgd_epochs") is not None:
+    fresh = cfg.optimizer.name == "entropy_sgd" and cfg.optimizer.fresh_batches  # one evaluation per batch
+    total = cfg.epochs * per_epoch * (1 if fresh else evals_per_step(cfg.optimizer))
+    if cfg.max_sgd_epochs is not None:
         total = min(total, math.ceil(cfg.max_sgd_epochs * per_epoch))
-    if cfg.get("max_grad_evals") is not None:
+    if cfg.max_grad_evals is not None:
         total = min(total, cfg.max_grad_evals)
-    if cfg.optimizer.name == "entropy_sgd" and cfg.optimizer.get("fresh_batches"):
-        total = cfg.epochs * per_epoch  # one evaluation per minibatch consumed
     return total
 
 
@@ -99,10 +94,7 @@ def seconds_per_eval(cfg: DictConfig, device: torch.device, cache: dict) -> floa
     """Median seconds of one forward/backward pass of the run's model at its batch size, measured once."""
     from experiments.models import build_model
 
-    name = cfg.dataset.name
-    channels, size, classes = (3 if cfg.dataset.synthetic_shape == "cifar" else 1,
-                               32 if cfg.dataset.synthetic_shape == "cifar" else 28, 10) \
-        if name == "synthetic" else SHAPES[name]
+    channels, size, classes, _ = shape(cfg)
     key = (cfg.model.name, channels, size, classes, cfg.batch_size, cfg.precision)
     if key not in cache:
         options = {k: v for k, v in cfg.model.items() if k != "name"}

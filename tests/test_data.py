@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets
 
-from experiments.data import DATASETS, DeviceLoader, Split, default_data_dir, load_dataset
+from experiments.data import DATASETS, DeviceLoader, Split, dataset_shape, default_data_dir, load_dataset
 
 SUBSET_TRAIN_COUNTS = [823, 914, 792, 826, 784, 681, 798, 848, 755, 779]  # assets/mnist-10k/README.md
 SUBSET_TEST_COUNTS = [178, 213, 199, 206, 196, 182, 216, 222, 189, 199]
@@ -315,3 +315,16 @@ def test_loader_argument_errors():
         DeviceLoader(split, 8, seed=0, normalize="zca")
     with pytest.raises(ValueError, match="mean and std with 3 entries"):
         DeviceLoader(split, 8, seed=0, normalize="standardize", mean=(0.5,), std=(0.2,))
+
+
+@pytest.mark.parametrize("name, shape", [("mnist_subset", "mnist"), ("synthetic", "mnist"), ("synthetic", "cifar")])
+def test_dataset_shape_matches_the_loaded_data(name, shape):
+    """What plan.py uses to size runs without loading data agrees with what load_dataset gives."""
+    data = load_dataset(name, val_size=0, synthetic_shape=shape, synthetic_size=(64, 16))
+    assert dataset_shape(name, synthetic_shape=shape, synthetic_size=(64, 16)) == (
+        data.in_channels, data.image_size, data.num_classes, len(data.train))
+
+
+def test_dataset_shape_of_the_torchvision_sets():
+    assert dataset_shape("mnist") == (1, 28, 10, 60_000)
+    assert dataset_shape("cifar100") == (3, 32, 100, 50_000)

@@ -41,9 +41,7 @@ EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix
 
 def input_shape(cfg) -> tuple[int, int, int]:
     """(channels, image size, classes) of the run's dataset, without loading it."""
-    if cfg.dataset.name == "synthetic":
-        return (3, 32, 10) if cfg.dataset.synthetic_shape == "cifar" else (1, 28, 10)
-    return plan.SHAPES[cfg.dataset.name]
+    return plan.shape(cfg)[:3]
 
 
 MODELS: dict = {}  # built models, shared by every test of this file: (name, options, shape) -> model
@@ -390,3 +388,17 @@ def test_plan_cli_passes_overrides_after_double_dash(monkeypatch, capsys, tmp_pa
     with pytest.raises(SystemExit) as pending:
         plan.main()
     assert pending.value.code == 0
+
+
+@pytest.mark.parametrize("overrides, per_step", [
+    (["optimizer=sgd"], 1), (["optimizer=sam"], 2), (["optimizer=entropy_sgd"], 20),
+    (["optimizer=entropy_sgd", "optimizer.fresh_batches=true"], 1), (["optimizer=rbo"], 100),
+    (["optimizer=sgd_k_steps"], 100)])
+def test_plan_counts_the_evaluations_each_optimizer_spends(overrides, per_step):
+    from conftest import compose_config
+
+    cfg = compose_config("dataset=mnist_subset", "epochs=3", *overrides)  # 7,000 training digits: 28 batches
+    assert plan.batches_per_epoch(cfg) == 28
+    assert plan.grad_evals(cfg) == 3 * 28 * per_step
+    capped = compose_config("dataset=mnist_subset", "epochs=3", "max_sgd_epochs=0.5", *overrides)
+    assert plan.grad_evals(capped) == min(3 * 28 * per_step, 14)
