@@ -85,7 +85,7 @@ def test_small_radius_converged_is_gradient_descent_to_second_order():
     x, y = torch.randn(16, 3), torch.randn(16, 1)
     errors = []
     for lr in (1e-2, 5e-3):
-        m = _copy(model)
+        m = copy.deepcopy(model)
         opt = RBO(m.parameters(), lr=lr, radius=0.0, proj_steps=50, projection="gauss_newton", proj_tol=1e-13)
         closure = make_closure(opt, lambda m=m: nn.functional.mse_loss(m(x), y))
         closure()
@@ -97,16 +97,6 @@ def test_small_radius_converged_is_gradient_descent_to_second_order():
 
 
 # --- an independent 1 + K re-implementation ---------------------------------------------------------
-
-def _copy(model):
-    clone = type(model)(*[type(layer)(*_layer_args(layer)) for layer in model])
-    clone.load_state_dict(model.state_dict())
-    return clone
-
-
-def _layer_args(layer):
-    return (layer.in_features, layer.out_features) if isinstance(layer, nn.Linear) else ()
-
 
 def naive_rbo_step(model, loss_of_params, lr, radius, k, gamma):
     """SPEC §1 steps 1–4 on the flattened parameter vector, paying 1 + K evaluations."""
@@ -151,7 +141,7 @@ def test_per_group_values_and_float32():
     torch.set_default_dtype(torch.float32)
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(5, 5), nn.Tanh(), nn.Linear(5, 2))
-    twin = _copy(model)
+    twin = copy.deepcopy(model)
     x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
     one = RBO(model.parameters(), lr=0.5, radius=1.0, proj_steps=10, proj_lr=0.01)
     two = RBO([{"params": twin[0].parameters()}, {"params": twin[2].parameters()}], lr=0.5, radius=1.0,
@@ -186,7 +176,7 @@ def _problem(name):
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1))
     x, y = torch.randn(16, 4), torch.randn(16, 1)
-    return [(m, lambda m=m: nn.functional.mse_loss(m(x), y)) for m in (model, _copy(model))]
+    return [(m, lambda m=m: nn.functional.mse_loss(m(x), y)) for m in (model, copy.deepcopy(model))]
 
 
 @pytest.mark.parametrize("problem, lr, radius", [("quadratic", 0.05, 0.1), ("mlp", 0.05, 0.01)])
@@ -288,7 +278,7 @@ def test_scheduler_changes_lr_and_state_dict_round_trip():
     opt.step(closure)
     sched.step()
     assert opt.param_groups[0]["lr"] == 0.5
-    twin = _copy(model)
+    twin = copy.deepcopy(model)
     twin_opt = RBO(twin.parameters(), lr=9.0, radius=9.0)
     twin_opt.load_state_dict(opt.state_dict())
     assert twin_opt.param_groups[0]["lr"] == 0.5 and twin_opt.param_groups[0]["proj_steps"] == 5
