@@ -32,8 +32,7 @@ class WandbLogger:
     (x-axis ``epoch/epoch``) and ``steps/<column>`` (x-axis ``steps/step``); ``finish`` stores the summary."""
 
     def __init__(self, cfg, *, directory: Path, name: str, config: dict):
-        if cfg.mode not in MODES:
-            raise ValueError(f"logger.mode={cfg.mode!r} is unknown; allowed: {', '.join(MODES)}")
+        """``cfg.mode`` was checked against :data:`MODES` by ``experiments.trainer.validate``."""
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
