@@ -39,7 +39,7 @@ from rbo.common import (
     evaluate,
     global_sq_norm,
     grads_of,
-    params_with_grad,
+    groups_with_grad,
     require_closure,
     restore,
     snapshot,
@@ -85,7 +85,7 @@ class EntropySGD(SGD):
     def step(self, closure: Closure | None = None) -> torch.Tensor:
         closure = require_closure(closure, "EntropySGD")
         loss = evaluate(closure, first=True)
-        groups = [(group, ps) for group in self.param_groups if (ps := params_with_grad([group]))]
+        groups = groups_with_grad(self.param_groups)
         params = [p for _, ps in groups for p in ps]
         x = [snapshot(ps) for _, ps in groups]
         mu = [snapshot(ps) for _, ps in groups]

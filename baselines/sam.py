@@ -26,7 +26,7 @@ from rbo.common import (
     evaluate,
     global_sq_norm,
     grads_of,
-    params_with_grad,
+    groups_with_grad,
     require_closure,
     restore,
     snapshot,
@@ -64,7 +64,7 @@ class SAM(Optimizer):
     def step(self, closure: Closure | None = None) -> torch.Tensor:
         closure = require_closure(closure, "SAM")
         loss = evaluate(closure, first=True)
-        groups = [(group, ps) for group in self.param_groups if (ps := params_with_grad([group]))]
+        groups = groups_with_grad(self.param_groups)
         params = [p for _, ps in groups for p in ps]
         grads = grads_of(params)
         finite = all_finite(loss, *grads)

@@ -77,6 +77,11 @@ def params_with_grad(param_groups: Iterable[dict]) -> list[torch.Tensor]:
     return [p for group in param_groups for p in group["params"] if p.grad is not None]
 
 
+def groups_with_grad(param_groups: Iterable[dict]) -> list[tuple[dict, list[torch.Tensor]]]:
+    """(group, its parameters that have a gradient) for every group that has any: what a step updates."""
+    return [(group, params) for group in param_groups if (params := params_with_grad([group]))]
+
+
 def grads_of(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.grad for p in params]
 

@@ -32,6 +32,7 @@ from rbo.common import (
     check_hyper,
     evaluate,
     global_sq_norm,
+    groups_with_grad,
     params_with_grad,
     require_closure,
     restore,
@@ -71,7 +72,7 @@ class RBO(Optimizer):
     def step(self, closure: Closure | None = None) -> torch.Tensor:
         closure = require_closure(closure, "RBO")
         first_loss = evaluate(closure, first=True)
-        groups = [(g, ps) for g in self.param_groups if (ps := params_with_grad([g]))]
+        groups = groups_with_grad(self.param_groups)
         xs = _flat(ps for _, ps in groups)
         theta = snapshot(xs)
         lead = groups[0][0]
