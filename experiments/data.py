@@ -128,9 +128,9 @@ def load_dataset(
     elif name == "synthetic":
         (train, test), num_classes = _synthetic(synthetic_shape, synthetic_size), SYNTHETIC_CLASSES
     else:
-        cls, num_classes = _TORCHVISION[name]
+        num_classes = _TORCHVISION[name][1]
         root = Path(data_dir) if data_dir is not None else default_data_dir()
-        train, test = _torchvision(cls, root, download)
+        train, test = _torchvision(name, root, download)
 
     train, val = _hold_out(train, val_size, val_seed, name)
     mean, std = channel_stats(train.images)
@@ -227,35 +227,68 @@ def _synthetic(shape: str, sizes: tuple[int, int]) -> tuple[Split, Split]:
 
 # ---- torchvision datasets ------------------------------------------------------------------------------
 
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SYSTEM_IDX_FOLDERS = {  # folders that system packages install, searched last
+    "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),  # Debian/Ubuntu: apt install dataset-fashion-mnist
+}
+_KNOWN_GZ_MD5 = {md5: cls.__name__ for cls in (datasets.MNIST, datasets.FashionMNIST) for _, md5 in cls.resources}
+
+
+def idx_folders(name: str, root: Path) -> list[Path]:
+    """Where the four idx files of an MNIST-format dataset are looked for, in order: torchvision's layout
+    (``<root>/<Class>/raw``), a flat folder (``<root>/<Class>``, then ``<root>`` itself), then the folder a
+    system package installs (:data:`SYSTEM_IDX_FOLDERS`)."""
+    cls = _TORCHVISION[name][0]
+    return [root / cls.__name__ / "raw", root / cls.__name__, root, *SYSTEM_IDX_FOLDERS.get(name, ())]
+
+
+def find_idx_files(name: str, root: Path) -> list[Path] | None:
+    """The four idx files (plain or ``.gz``, in :data:`IDX_STEMS` order) from the first folder of
+    :func:`idx_folders` that holds all four, else None. A ``.gz`` whose MD5 is that of another dataset's file
+    (MNIST's files where Fashion-MNIST's are wanted, or the reverse) is an error, not a silent swap."""
+    for folder in idx_folders(name, root):
+        found = [next((p for p in (folder / s, folder / f"{s}.gz") if p.is_file()), None) for s in IDX_STEMS]
+        if all(found):
+            _check_not_another_dataset(name, found)
+            return found
+    return None
+
+
+def _check_not_another_dataset(name: str, files: list[Path]) -> None:
+    wanted = _TORCHVISION[name][0].__name__
+    for path in files:
+        if path.suffix == ".gz":
+            owner = _KNOWN_GZ_MD5.get(hashlib.md5(path.read_bytes()).hexdigest())
+            if owner is not None and owner != wanted:
+                raise RuntimeError(f"{path} is {owner}'s file, but dataset={name!r} ({wanted}) was asked for; "
+                                   f"point data_dir (or RBO_DATA) at the {wanted} files")
+
+
 def _expected_files(cls: type, root: Path) -> tuple[Path, list[tuple[str, str | None]]]:
     """The folder torchvision reads and the ``(file, md5)`` pairs it needs there (md5 None: not checked)."""
     if issubclass(cls, datasets.MNIST):
-        return root / cls.__name__ / "raw", [(Path(f).stem, None) for f, _ in cls.resources]
+        return root / cls.__name__ / "raw", [(stem, None) for stem in IDX_STEMS]
     pairs = [(f, md5) for f, md5 in cls.train_list + cls.test_list]
     return root / cls.base_folder, [*pairs, (cls.meta["filename"], cls.meta["md5"])]
 
 
-def _missing(cls: type, root: Path) -> list[str]:
-    """Files still missing; an MNIST file present only as ``.gz`` is gunzipped in place (checked first)."""
+def _missing(name: str, root: Path) -> list[str]:
+    """Files of ``name`` still missing under ``root`` (an MNIST-format set counts as present in any layout of
+    :func:`idx_folders`)."""
+    cls = _TORCHVISION[name][0]
     folder, files = _expected_files(cls, root)
-    missing = []
-    for name, _ in files:
-        path, gz = folder / name, folder / f"{name}.gz"
-        if not path.is_file() and issubclass(cls, datasets.MNIST) and gz.is_file():
-            data = _read_bytes(gz)
-            _parse_idx(data, gz)
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        if not path.is_file():
-            missing.append(name)
-    return missing
+    if issubclass(cls, datasets.MNIST):
+        return [] if find_idx_files(name, root) else [f for f, _ in files]
+    return [f for f, _ in files if not (folder / f).is_file()]
 
 
-def _missing_message(cls: type, root: Path, missing: list[str], why: str) -> str:
+def _missing_message(name: str, root: Path, missing: list[str], why: str) -> str:
+    cls = _TORCHVISION[name][0]
     folder, files = _expected_files(cls, root)
     if issubclass(cls, datasets.MNIST):
         source = f"the .gz files from {cls.mirrors[0]} (plain or .gz both work)"
+        others = ", ".join(str(f) for f in idx_folders(name, root)[1:])
+        source += f"; a flat folder of the four files also works: {others}"
     else:
         source = f"the contents of {cls.url}, extracted"
     return (
@@ -263,6 +296,18 @@ def _missing_message(cls: type, root: Path, missing: list[str], why: str) -> str
         f"{', '.join(str(folder / f) for f, _ in files)} -- {source}; or run once with network access "
         f"and download=True (data_dir={root}, or set RBO_DATA)."
     )
+
+
+def missing_data(name: str, data_dir: str | Path | None = None, download: bool = False) -> str | None:
+    """Pre-flight: None when ``name`` can be loaded from ``data_dir`` (default :func:`default_data_dir`)
+    without a download (always for ``mnist_subset`` and ``synthetic``), else the message naming what is
+    missing and where to put it (``download`` only changes the wording)."""
+    if name not in _TORCHVISION:
+        return None
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    missing = _missing(name, root)
+    why = "download=True will try to fetch them" if download else "download=False"
+    return _missing_message(name, root, missing, why) if missing else None
 
 
 @contextmanager
@@ -275,30 +320,43 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(old)
 
 
-def _torchvision(cls: type, root: Path, download: bool) -> tuple[Split, Split]:
-    """Check the files, download only when some are missing, then read both splits with torchvision."""
-    missing = _missing(cls, root)
+def _torchvision(name: str, root: Path, download: bool) -> tuple[Split, Split]:
+    """Check the files, download only when some are missing, then read both splits (MNIST formats with
+    :func:`read_idx` from whichever layout holds them, CIFAR with torchvision)."""
+    cls = _TORCHVISION[name][0]
+    missing = _missing(name, root)
     if missing and not download:
-        raise FileNotFoundError(_missing_message(cls, root, missing, "download=False"))
+        raise FileNotFoundError(_missing_message(name, root, missing, "download=False"))
     if missing:
         try:
             with _socket_timeout(DOWNLOAD_TIMEOUT_S):
                 cls(root, train=True, download=True)
         except Exception as err:  # urllib, socket, md5 or archive errors: all mean "the files are not here"
             why = "download failed: " + " ".join(str(err).split())  # torchvision's text spans lines
-            raise FileNotFoundError(_missing_message(cls, root, missing, why)) from err
+            raise FileNotFoundError(_missing_message(name, root, missing, why)) from err
 
+    if issubclass(cls, datasets.MNIST):
+        return _idx_splits(find_idx_files(name, root))
     folder, files = _expected_files(cls, root)
-    for name, md5 in files:
-        path = folder / name
-        if issubclass(cls, datasets.MNIST):
-            read_idx(path)
-        elif not check_integrity(path, md5):
-            raise RuntimeError(f"{path} is corrupt or truncated (MD5 is not {md5}); delete it, fetch it again")
+    for file, md5 in files:
+        if not check_integrity(folder / file, md5):
+            raise RuntimeError(f"{folder / file} is corrupt or truncated (MD5 is not {md5}); delete it, fetch it again")
     try:
         return _to_split(cls(root, train=True)), _to_split(cls(root, train=False))
     except (RuntimeError, ValueError, TypeError, KeyError, OSError, EOFError, pickle.UnpicklingError) as err:
         raise RuntimeError(f"torchvision could not read {cls.__name__} from {folder}: {err}") from err
+
+
+def _idx_splits(files: list[Path]) -> tuple[Split, Split]:
+    """Train and test splits from the four idx files (:data:`IDX_STEMS` order), counts checked."""
+    splits = []
+    for images_path, labels_path in (files[:2], files[2:]):
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise RuntimeError(f"{images_path} ({tuple(images.shape)}) and {labels_path} ({tuple(labels.shape)}) "
+                               "do not hold N images and N labels; delete them and fetch them again")
+        splits.append(Split(images.unsqueeze(1).contiguous(), labels.long()))
+    return splits[0], splits[1]
 
 
 def _to_split(ds: datasets.VisionDataset) -> Split:

@@ -15,10 +15,17 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets
 
+from experiments import data
 from experiments.data import DATASETS, DeviceLoader, Split, dataset_shape, default_data_dir, load_dataset
 
 SUBSET_TRAIN_COUNTS = [823, 914, 792, 826, 784, 681, 798, 848, 755, 779]  # assets/mnist-10k/README.md
 SUBSET_TEST_COUNTS = [178, 213, 199, 206, 196, 182, 216, 222, 189, 199]
+
+
+@pytest.fixture(autouse=True)
+def no_system_datasets(monkeypatch):
+    """Tests see only the files they write, not a dataset a system package installed on this machine."""
+    monkeypatch.setattr(data, "SYSTEM_IDX_FOLDERS", {})
 
 
 # ---- writers for torchvision's on-disk formats --------------------------------------------------------
@@ -41,8 +48,9 @@ def _idx_bytes(array: np.ndarray) -> bytes:
 
 
 def _write_mnist(root: Path, folder: str, n_train: int, n_test: int, gz: bool) -> dict[str, np.ndarray]:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
+    """The four idx files in ``root/folder`` (``folder`` "MNIST/raw": torchvision's layout; "": flat)."""
+    raw = root / folder
+    raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     arrays = {
         "train-images-idx3-ubyte": _images(n_train, (28, 28), 2),
@@ -95,7 +103,7 @@ def _write_cifar(root: Path, monkeypatch, cls: type, per_file: int = 6) -> dict[
 # ---- loading the real formats --------------------------------------------------------------------------
 
 def test_mnist_idx_gz_through_torchvision(tmp_path):
-    arrays = _write_mnist(tmp_path, "MNIST", 40, 10, gz=True)
+    arrays = _write_mnist(tmp_path, "MNIST/raw", 40, 10, gz=True)
     b = load_dataset("mnist", data_dir=tmp_path, device="cpu", val_size=8, download=False)
     assert (len(b.train), len(b.val), len(b.test)) == (32, 8, 10)
     assert (b.num_classes, b.in_channels, b.image_size) == (10, 1, 28)
@@ -112,10 +120,56 @@ def test_mnist_idx_gz_through_torchvision(tmp_path):
 
 
 def test_fashion_mnist_plain_idx_files(tmp_path):
-    arrays = _write_mnist(tmp_path, "FashionMNIST", 20, 6, gz=False)
+    arrays = _write_mnist(tmp_path, "FashionMNIST/raw", 20, 6, gz=False)
     b = load_dataset("fashion_mnist", data_dir=tmp_path, device="cpu", val_size=0, download=False)
     assert b.val is None
     assert torch.equal(b.train.images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+
+
+@pytest.mark.parametrize("folder, gz", [("", True), ("", False), ("FashionMNIST", True)])
+def test_fashion_mnist_flat_folder(tmp_path, folder, gz):
+    arrays = _write_mnist(tmp_path, folder, 12, 4, gz=gz)
+    b = load_dataset("fashion_mnist", data_dir=tmp_path, device="cpu", val_size=0, download=False)
+    assert torch.equal(b.train.images[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    assert torch.equal(b.test.labels, torch.from_numpy(arrays["t10k-labels-idx1-ubyte"]).long())
+    assert not list(tmp_path.rglob("*.tmp")) and len(list(tmp_path.rglob("*ubyte*"))) == 4  # nothing written
+
+
+def test_fashion_mnist_from_the_debian_folder(tmp_path, monkeypatch):
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    arrays = _write_mnist(system, "", 10, 3, gz=True)
+    monkeypatch.setattr(data, "SYSTEM_IDX_FOLDERS", {"fashion_mnist": (system,)})
+    empty = tmp_path / "empty"
+    b = load_dataset("fashion_mnist", data_dir=empty, device="cpu", val_size=0, download=False)
+    assert torch.equal(b.test.images[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+    assert data.missing_data("fashion_mnist", empty) is None
+    with pytest.raises(FileNotFoundError, match="MNIST"):  # the Debian folder is Fashion-MNIST's only
+        load_dataset("mnist", data_dir=empty, device="cpu", download=False)
+
+
+def test_another_datasets_files_are_refused(tmp_path, monkeypatch):
+    _write_mnist(tmp_path, "", 10, 3, gz=True)
+    md5 = _md5(tmp_path / "train-images-idx3-ubyte.gz")
+    monkeypatch.setitem(data._KNOWN_GZ_MD5, md5, "MNIST")  # as if these were MNIST's real files
+    with pytest.raises(RuntimeError, match="MNIST's file, but dataset='fashion_mnist'"):
+        load_dataset("fashion_mnist", data_dir=tmp_path, device="cpu", download=False)
+    assert load_dataset("mnist", data_dir=tmp_path, device="cpu", val_size=0, download=False).test is not None
+
+
+def test_missing_data_lists_every_layout(tmp_path):
+    message = data.missing_data("fashion_mnist", tmp_path)
+    for folder in (tmp_path / "FashionMNIST" / "raw", tmp_path / "FashionMNIST", tmp_path):
+        assert str(folder) in message
+    assert data.missing_data("mnist_subset", tmp_path) is None and data.missing_data("synthetic") is None
+    _write_mnist(tmp_path, "FashionMNIST/raw", 4, 2, gz=False)
+    assert data.missing_data("fashion_mnist", tmp_path) is None
+
+
+def test_mismatched_idx_counts_are_named(tmp_path):
+    _write_mnist(tmp_path, "", 10, 3, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(5, dtype=np.uint8)))
+    with pytest.raises(RuntimeError, match="t10k-labels-idx1-ubyte"):
+        load_dataset("mnist", data_dir=tmp_path, device="cpu", download=False)
 
 
 @pytest.mark.parametrize("name, cls", [("cifar10", datasets.CIFAR10), ("cifar100", datasets.CIFAR100)])
@@ -163,7 +217,7 @@ def test_failed_download_is_the_missing_files_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_truncated_mnist_file_is_named(tmp_path, gz):
-    _write_mnist(tmp_path, "MNIST", 20, 5, gz=gz)
+    _write_mnist(tmp_path, "MNIST/raw", 20, 5, gz=gz)
     path = tmp_path / "MNIST" / "raw" / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(RuntimeError, match="corrupt or truncated") as err:
@@ -195,7 +249,7 @@ def test_mnist_subset_real_digits():
 
 
 def test_validation_split_depends_only_on_val_seed(tmp_path):
-    _write_mnist(tmp_path, "MNIST", 40, 5, gz=False)
+    _write_mnist(tmp_path, "MNIST/raw", 40, 5, gz=False)
 
     def val_index(val_seed: int, global_seed: int) -> list[int]:
         torch.manual_seed(global_seed)  # the run seed must not move the split
