@@ -121,6 +121,7 @@ class ModelConfig:
     """experiments.models.build_model(name, **options): every key but ``name`` is passed as an option."""
 
     name: str = MISSING
+    init: str = "torch"  # flax (the authors' Flax NNX defaults and BatchNorm momentum) | torch (torchvision's)
 
 
 @dataclass

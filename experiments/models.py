@@ -11,16 +11,26 @@ channels and classes. Issue 5, "Models".
 - ``resnet18``: the CIFAR variant (3×3 stem, stride 1, no max-pool), BasicBlock [2, 2, 2, 2].
 - ``wrn16_8``: WideResNet-16-8 (Zagoruyko & Komodakis 2016), pre-activation blocks, dropout 0 by default.
 
-Convolutions have no bias. Initialisation as torchvision's ResNet: Kaiming-normal (fan_out, ReLU) convs, BN
-weight 1 and bias 0, PyTorch's default for linear layers.
+Convolutions have no bias. Two initialisations (``init``): ``flax``, the authors' Flax NNX defaults (SPEC, "The
+authors' code": lecun_normal kernels, zero biases, their BatchNorm momentum; the paper's experiments use it), and
+``torch``, torchvision's ResNet recipe (Kaiming-normal fan_out convs, BN weight 1 and bias 0, PyTorch's default
+for linear layers).
 """
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 
 MODELS = {"mlp", "resnet6", "resnet8", "vgg9", "resnet18", "wrn16_8"}
-_OPTIONS = {"vgg9": {"kernel_size": 2}, "wrn16_8": {"dropout": 0.0}}  # model -> option defaults
+INITS = ("flax", "torch")
+_OPTIONS = {"vgg9": {"kernel_size": 2}, "wrn16_8": {"dropout": 0.0}}  # model -> option defaults (and init)
+TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2] (Flax's variance_scaling)
+# BatchNorm momentum in PyTorch's convention (1 - Flax's): VGG uses nnx.BatchNorm's default 0.99, the authors'
+# ResNet sets 0.9 (SPEC, "The authors' code"). Models the authors did not build keep PyTorch's 0.1.
+FLAX_BN_MOMENTUM = {"vgg9": 0.01, "resnet6": 0.1, "resnet8": 0.1}
+FLAX_BN_EPS = 1e-5
 VGG9_KERNEL_SIZES = (2, 3)
 VGG9_BLOCKS = ((64, 64), (128, 128), (256, 256, 256))
 MLP_HIDDEN = 512
@@ -196,15 +206,46 @@ def kaiming_init(model: nn.Module) -> nn.Module:
     return model
 
 
+def flax_init(model: nn.Module, bn_momentum: float) -> nn.Module:
+    """Flax NNX's defaults: Linear and Conv kernels ``lecun_normal`` (a normal truncated to ±2σ, scaled so the
+    variance is 1/fan_in), zero biases; BatchNorm scale 1, bias 0, eps 1e-5 and ``bn_momentum`` (PyTorch's
+    convention)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            std = math.sqrt(1 / m.weight[0].numel()) / TRUNCATED_NORMAL_STD  # fan_in = in_features (× kernel area)
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+            m.momentum, m.eps = bn_momentum, FLAX_BN_EPS
+    return model
+
+
+def _initialise(name: str, model: nn.Module, init: str) -> nn.Module:
+    if init not in INITS:
+        raise ValueError(f"model init={init!r} is unknown; allowed: {', '.join(INITS)}")
+    if init == "flax":
+        return flax_init(model, FLAX_BN_MOMENTUM.get(name, 0.1))
+    return model if name == "mlp" else kaiming_init(model)
+
+
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be a positive integer")
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int, **options) -> nn.Module:
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int, init: str = "torch",
+                **options) -> nn.Module:
     """The model ``name`` (one of :data:`MODELS`) for ``in_channels``-channel ``image_size``² images and
-    ``num_classes`` classes. Options: ``vgg9``: ``kernel_size`` 2 (default, the authors') or 3;
-    ``wrn16_8``: ``dropout`` in [0, 1) (default 0)."""
+    ``num_classes`` classes, initialised by ``init`` (:data:`INITS`). Options: ``vgg9``: ``kernel_size`` 2
+    (default, the authors') or 3; ``wrn16_8``: ``dropout`` in [0, 1) (default 0)."""
+    return _initialise(name, _build(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+                                    **options), init)
+
+
+def _build(name: str, *, in_channels: int, num_classes: int, image_size: int, **options) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"model name={name!r} is unknown; allowed: {', '.join(sorted(MODELS))}")
     sizes = {"in_channels": in_channels, "num_classes": num_classes}
@@ -222,15 +263,15 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
         kernel_size = opts["kernel_size"]
         if isinstance(kernel_size, bool) or kernel_size not in VGG9_KERNEL_SIZES:
             raise ValueError(f"vgg9 kernel_size={kernel_size!r} is not allowed; allowed: {VGG9_KERNEL_SIZES}")
-        return kaiming_init(VGG9(**sizes, kernel_size=kernel_size))
+        return VGG9(**sizes, kernel_size=kernel_size)
     if name == "wrn16_8":
         dropout = opts["dropout"]
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
             raise ValueError(f"wrn16_8 dropout={dropout!r} must be a number in [0, 1)")
-        return kaiming_init(WideResNet(16, 8, **sizes, dropout=float(dropout)))
+        return WideResNet(16, 8, **sizes, dropout=float(dropout))
     block, depths, widths, stem = {
         "resnet6": (BasicBlock, (1, 1), (64, 128), "imagenet"),
         "resnet8": (Bottleneck, (1, 1), (64, 128), "imagenet"),
         "resnet18": (BasicBlock, (2, 2, 2, 2), (64, 128, 256, 512), "cifar"),
     }[name]
-    return kaiming_init(ResNet(block, depths, widths, stem=stem, **sizes))
+    return ResNet(block, depths, widths, stem=stem, **sizes)

@@ -125,3 +125,33 @@ def test_errors(name, kwargs, match):
     sizes = {"in_channels": 3, "num_classes": 10, "image_size": 32}
     with pytest.raises(ValueError, match=match):
         build_model(name, **{**sizes, **kwargs})
+
+
+@pytest.mark.parametrize("name, momentum", [("mlp", None), ("vgg9", 0.01), ("resnet6", 0.1), ("resnet8", 0.1)])
+def test_flax_init_is_the_authors(name, momentum):
+    """lecun_normal kernels (variance 1/fan_in, truncated at 2σ), zero biases, the authors' BatchNorm momentum."""
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=1, num_classes=10, image_size=28, init="flax")
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    for m in layers:
+        fan_in = m.weight[0].numel()
+        w = m.weight.detach() * math.sqrt(fan_in)  # unit variance after rescaling
+        if w.numel() >= 4096:
+            assert w.var().item() == pytest.approx(1.0, rel=0.08)
+        assert w.abs().max().item() <= 2 / 0.87962566103423978 + 1e-5  # truncated at ±2σ of the raw normal
+        assert m.bias is None or torch.all(m.bias == 0)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(b.momentum == momentum and b.eps == 1e-5 for b in bns) and (momentum is None) == (not bns)
+
+
+def test_torch_init_differs_from_flax():
+    torch.manual_seed(0)
+    flax = build_model("mlp", in_channels=1, num_classes=10, image_size=28, init="flax")
+    torch.manual_seed(0)
+    default = build_model("mlp", in_channels=1, num_classes=10, image_size=28, init="torch")
+    fan_in = 784
+    assert flax[1].weight.std().item() == pytest.approx(math.sqrt(1 / fan_in), rel=0.03)
+    assert default[1].weight.std().item() == pytest.approx(math.sqrt(1 / (3 * fan_in)), rel=0.03)  # uniform ±1/√fan_in
+    assert torch.all(flax[1].bias == 0) and torch.any(default[1].bias != 0)
+    with pytest.raises(ValueError, match="init='jax' is unknown; allowed: flax, torch"):
+        build_model("mlp", in_channels=1, num_classes=10, image_size=28, init="jax")
