@@ -1,32 +1,78 @@
-"""Figures of ``results/`` from the run records (issue 6 "plots"), PNG and PDF. Matplotlib's object API
-(``Figure``, rendered by the Agg canvas; no pyplot, so no display and no global figure state).
+"""Figures of ``results/`` from the run records (issue 6 "plots", issue 12 "figures"), PNG and PDF, and
+``results/index.md``. Matplotlib's object API (``Figure``, rendered by the Agg canvas; no pyplot, so no display and
+no global figure state).
 
     python -m scripts.plot --runs runs --out results
 
 Per (experiment, dataset, model), into ``results/<experiment>/figures/``:
-- ``curves_<dataset>_<model>``: training loss and test accuracy against epochs, gradient evaluations and
-  training wall-clock; mean over completed seeds with a ±1 std band (x at the seeds' mean);
-- ``heatmap_<dataset>_<model>``: RBO's ρ × η grid (SPEC §3), final test accuracy and training loss, diverged
-  cells hatched and marked "div";
-- ``cost_<dataset>_<model>``: gradient evaluations per step and seconds per epoch per optimizer.
-And ``results/paper/ironing/ironing``: the 1-D figure (SPEC §3) from ``rbo.ironing.ironing_demo()``.
+- ``curves_<dataset>_<model>``: training loss and test accuracy against epochs (and against gradient evaluations
+  when the optimizers spend different numbers per step and every curve has enough points); the mean over the
+  completed seeds with a min–max band, diverged runs drawn up to where they stopped and marked ×;
+- ``heatmap_<dataset>_<model>``: RBO's ρ × η grid (SPEC §3), final test accuracy and training loss, annotated
+  cells, diverged cells hatched;
+- ``cost_<dataset>_<model>``: gradient evaluations per step and seconds per epoch, when the optimizers differ.
+And ``results/paper/ironing/ironing`` (:mod:`scripts.plot_ironing`), then ``results/index.md``: every table, figure
+and ``claims.md`` found under ``results/``, one line each.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.patheffects import withStroke
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from scripts.aggregate import BLOCK, Aggregate, build, cli
-from scripts.records import atomic_write
+from scripts.aggregate import BLOCK, DATASETS, Aggregate, build, cli
+from scripts.records import PAPER_SCALE, TIER_OF_DATASET, atomic_write, atomic_write_text
 
 MAX_LINES = 12  # more groups than this in one (experiment, dataset, model): curves are unreadable, skip them
-IRONING_KEYS = ("theta_grid", "f", "radii", "gd", "rbo")
+LOG_SPAN = 10.0  # an axis is logarithmic only when its positive data span at least a decade (max / min >= 10)
+MIN_CURVE_POINTS = 4  # fewer evaluations per curve than this: no panel against gradient evaluations
+EVALUATIONS = ("init", "epoch")  # metrics rows on the curves (budget rows sit at fractional epochs)
+DIVERGED = "diverged"  # gid of the × marking where a diverged run stopped
+INDEX_FIRST = (".md", ".png", ".csv", ".tex", ".pdf")  # the format an index line links first, then the others
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one optimizer is drawn. Roles: RBO and its variants (warm, solid), baselines (cool, solid),
+    controls of issue 7 (grey family, dashed, hollow markers)."""
+    label: str
+    role: str
+    color: str
+    marker: str
+    linestyle: str | tuple = "-"
+
+
+STYLES = {
+    "rbo": Style("RBO", "RBO", "tab:red", "o"),
+    "rbo_gauss_newton": Style("RBO (Gauss–Newton projection)", "RBO", "tab:orange", "D"),
+    "sgd": Style("SGD", "baseline", "tab:blue", "s"),
+    "entropy_sgd": Style("Entropy-SGD", "baseline", "tab:purple", "v"),
+    "sam": Style("SAM", "baseline", "tab:green", "^"),
+    "sgd_momentum": Style("SGD + momentum", "baseline", "tab:cyan", "P"),
+    "sam_momentum": Style("SAM + momentum", "baseline", "tab:olive", "*"),
+    "asam": Style("ASAM", "baseline", "tab:pink", "h"),
+    "adamw": Style("AdamW", "baseline", "tab:brown", "X"),
+    "rbo_radius0": Style("RBO (ρ = 0)", "control", "0.15", "o", (0, (6, 2))),
+    "sgd_k_steps": Style("SGD × K steps", "control", "0.4", "s", (0, (3, 1.5))),
+    "sgd_effective_lr": Style("SGD at RBO's step", "control", "0.6", "D", (0, (6, 2, 1, 2))),
+}
+SETTING_SYMBOLS = {"lr": "η", "radius": "ρ", "proj_steps": "K", "proj_lr": "γ"}
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                 "mnist_subset": "MNIST subset", "synthetic": "synthetic"}
+MODEL_NAMES = {"mlp": "MLP", "resnet6": "ResNet-6", "resnet8": "ResNet-8", "vgg9": "VGG-9", "resnet18": "ResNet-18",
+               "wrn16_8": "WRN-16-8"}
+PALETTE = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive",
+           "tab:cyan", "navy", "gold", "teal")  # several settings of one optimizer (a ρ × η sweep)
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "h", "*", "<", ">", "p")
 
 
 def save(fig, stem: Path) -> list[Path]:
@@ -39,130 +85,291 @@ def save(fig, stem: Path) -> list[Path]:
     return [write("png"), write("pdf")]
 
 
-def _label(group) -> str:
-    return f"{group['optimizer']} ({group['setting']})" if group["setting"] else group["optimizer"]
+def block_title(experiment: str, dataset: str, model: str) -> str:
+    """'quick/table1: MNIST subset / MLP (CPU-scale subset)': readable names and the evidence tier of the dataset
+    (``scripts.records.TIER_OF_DATASET``) where it is not the paper's scale."""
+    tier = TIER_OF_DATASET.get(dataset, "synthetic data, not evidence")
+    title = f"{experiment}: {DATASET_NAMES.get(dataset, dataset)} / {MODEL_NAMES.get(model, model)}"
+    return title if tier == PAPER_SCALE else f"{title} ({tier})"
 
 
-def plot_curves(curves: pd.DataFrame, groups: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """2 × 3 panels: (training loss, test accuracy) × (epochs, gradient evaluations, wall-clock)."""
-    fig = Figure(figsize=(15, 8))
-    axes = fig.subplots(2, 3, squeeze=False)
-    xs = (("epoch", "epoch", "linear"), ("grad_evals", "gradient evaluations", "log"),
-          ("train_seconds", "training seconds", "log"))
-    ys = (("train_loss", "training loss (epoch mean)"), ("test_acc", "test accuracy %"))
-    for _, group in groups.iterrows():
-        curve = curves[curves["group"] == group["group"]]
-        for i, (y, y_label) in enumerate(ys):
-            c = curve[curve[f"{y}_mean"].notna()]
-            mean, std = c[f"{y}_mean"].to_numpy(), c[f"{y}_std"].fillna(0).to_numpy()
-            for j, (x, x_label, scale) in enumerate(xs):
-                ax = axes[i, j]
-                line, = ax.plot(c[x], mean, marker=".", label=_label(group) if i == j == 0 else None)
-                ax.fill_between(c[x], mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-                ax.set_xscale(scale, **({"nonpositive": "mask"} if scale == "log" else {}))
-                ax.set(xlabel=x_label, ylabel=y_label)
-                ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize="small")
-    fig.suptitle(f"{title} (mean ± std over seeds)")
-    fig.tight_layout()
-    return save(fig, stem)
+def setting_text(setting: str) -> str:
+    """'lr=1, radius=2' -> 'η = 1, ρ = 2'."""
+    if not setting:
+        return ""
+    pairs = (part.split("=", 1) for part in setting.split(", "))
+    return ", ".join(f"{SETTING_SYMBOLS.get(k, k)} = {v}" for k, v in pairs)
 
 
-def plot_heatmap(grid: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """ρ (rows) × η (columns) of final test accuracy and training loss; diverged cells hatched, 'div'."""
+def series_styles(groups: pd.DataFrame) -> dict[str, dict]:
+    """Per group id: the plot keywords and legend label. One group per optimizer: its :data:`STYLES` entry;
+    several (a sweep): one colour and marker each, the optimizer's line style, the setting in the label. Markers
+    and lines shrink in drawing order, so a curve drawn over an identical one leaves it visible around it."""
+    styles, order = {}, 0
+    for optimizer, block in groups.groupby("optimizer", sort=False):
+        base = STYLES.get(optimizer, Style(optimizer, "baseline", "tab:gray", "o"))
+        greys = np.linspace(0.1, 0.65, len(block))
+        for i, g in enumerate(block.itertuples()):
+            if len(block) == 1:
+                color, marker = base.color, base.marker
+            else:
+                color = str(round(greys[i], 2)) if base.role == "control" else PALETTE[i % len(PALETTE)]
+                marker = MARKERS[i % len(MARKERS)]
+            setting = setting_text(g.setting)
+            shrink = 0.6 ** (order / max(len(groups) - 1, 1))  # drawn later, smaller: a curve on another shows
+            styles[g.group] = {
+                "label": f"{base.label} ({setting})" if setting else base.label, "role": base.role,
+                "line": {"color": color, "marker": marker, "linestyle": base.linestyle, "markersize": 8 * shrink,
+                         "linewidth": 2.6 * shrink, "markerfacecolor": "white" if base.role == "control" else color},
+            }
+            order += 1
+    return styles
+
+
+def log_axis(ax, which: str, values, nonpositive: str = "mask") -> None:
+    """``ax``'s x or y axis logarithmic, labelled in plain numbers: at 1, 2 and 5 per decade when ``values`` span
+    at most two decades, else at the powers of ten. Bars need ``nonpositive="clip"`` (they start at 0)."""
+    getattr(ax, f"set_{which}scale")("log", nonpositive=nonpositive)
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=float)
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if v.max() / v.min() <= 100 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log_scale_fits(values) -> bool:
+    """True when every value is positive and they span at least a decade (:data:`LOG_SPAN`)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    return len(v) > 1 and v.min() > 0 and v.max() / v.min() >= LOG_SPAN
+
+
+def seeds_text(ns, what: str = "curve") -> str:
+    """What a curve (or a heat-map cell) shows, from the numbers of completed seeds behind each."""
+    ns = sorted(set(int(n) for n in ns if n > 0))
+    if not ns:
+        return "no completed run"
+    if ns == [1]:
+        return f"one seed per {what} (n = 1)"
+    band = ", min–max" if what == "curve" else ""
+    if len(ns) == 1:
+        return f"mean{band} over {ns[0]} seeds"
+    return f"mean{band} over the n seeds given in the {'legend' if what == 'curve' else 'cell'}"
+
+
+# ---------------------------------------------------------------- curves
+
+
+@dataclass
+class Series:
+    """One group's curves: its completed seeds per evaluation and its diverged runs, each on its own."""
+    group: pd.Series
+    style: dict
+    seeds: pd.DataFrame  # per epoch: grad_evals (mean), <metric>_mean / _min / _max, n
+    diverged: list[tuple[pd.DataFrame, float]]  # (evaluation rows, diverged_at_epoch) per diverged run
+
+
+def seed_band(rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Per epoch over the completed seeds: mean gradient evaluations, mean, min and max of each metric, n."""
+    stats = {"grad_evals": ("grad_evals", "mean"), "n": ("run_id", "nunique")}
+    stats |= {f"{m}_{f}": (m, f) for m in metrics for f in ("mean", "min", "max")}
+    return rows.groupby("epoch", as_index=False).agg(**stats).sort_values("epoch")
+
+
+def collect_series(agg: Aggregate, groups: pd.DataFrame, metrics: tuple[str, ...]) -> list[Series]:
+    """The drawable groups (completed or diverged runs with evaluations) with their evaluation rows."""
+    m = agg.records.metrics
+    m = m[m["group"].isin(groups["group"]) & m["trigger"].isin(EVALUATIONS)]
+    m = m.assign(test_acc=m["test_acc"] * 100.0).replace([np.inf, -np.inf], np.nan)
+    runs = agg.records.runs.set_index("run_id")
+    styles = series_styles(groups)
+    out = []
+    for _, g in groups.iterrows():
+        rows = m[m["group"] == g["group"]]
+        done = rows[rows["status"] == "completed"]
+        diverged = [(r.sort_values("epoch"), float(runs.loc[rid, "diverged_at_epoch"]))
+                    for rid, r in rows[rows["status"] == "diverged"].groupby("run_id")]
+        if len(done) or diverged:
+            out.append(Series(g, styles[g["group"]], seed_band(done, metrics), diverged))
+    return out
+
+
+def _draw(ax, series: Series, x: str, y: str, band: bool) -> None:
+    """One group on one panel: mean line and min–max band of the completed seeds, each diverged run as a thin
+    line ending in × at its last finite evaluation (at the top edge if it has none, at the epoch it stopped)."""
+    line = series.style["line"]
+    seeds = series.seeds[series.seeds[f"{y}_mean"].notna()]
+    if len(seeds):
+        ax.plot(seeds[x], seeds[f"{y}_mean"], **line)
+        if band and seeds["n"].max() > 1:
+            ax.fill_between(seeds[x], seeds[f"{y}_min"], seeds[f"{y}_max"], color=line["color"], alpha=0.15,
+                            linewidth=0)
+    for rows, stopped_at in series.diverged:
+        finite = rows[rows[y].notna()]
+        if len(finite):
+            ax.plot(finite[x], finite[y], color=line["color"], linestyle=line["linestyle"], linewidth=0.9,
+                    alpha=0.7)
+            ax.plot(finite[x].iloc[-1], finite[y].iloc[-1], "x", color=line["color"], markersize=10,
+                    markeredgewidth=2.5, gid=DIVERGED, zorder=5)
+        elif x == "epoch" and np.isfinite(stopped_at):
+            ax.plot(stopped_at, 1.0, "x", color=line["color"], markersize=10, markeredgewidth=2.5, gid=DIVERGED,
+                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=5)
+
+
+def _panel_values(series: list[Series], x: str, y: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for s in series:
+        seeds = s.seeds[s.seeds[f"{y}_mean"].notna()]
+        xs += list(seeds[x])
+        ys += list(seeds[f"{y}_min"]) + list(seeds[f"{y}_max"])
+        for rows, _ in s.diverged:
+            finite = rows[rows[y].notna()]
+            xs += list(finite[x])
+            ys += list(finite[y])
+    return xs, ys
+
+
+def evals_panel_fits(series: list[Series], groups: pd.DataFrame) -> bool:
+    """A row of panels against gradient evaluations says something only when the optimizers spend different
+    numbers per step and every completed curve has :data:`MIN_CURVE_POINTS` evaluations after the start."""
+    if groups["grad_evals_per_step"].dropna().nunique() < 2:
+        return False
+    counts = [int((s.seeds["grad_evals"] > 0).sum()) for s in series if len(s.seeds)]
+    return bool(counts) and min(counts) >= MIN_CURVE_POINTS
+
+
+def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | None:
+    """Training loss and test accuracy (columns) against epochs and, where it says something, gradient
+    evaluations (rows); one legend outside the axes. None when no group has a completed or diverged run."""
+    panels = (("train_loss", "training loss (epoch mean,\nso from epoch 1)"), ("test_acc", "test accuracy (%)"))
+    series = collect_series(agg, groups, tuple(y for y, _ in panels))
+    if not series:
+        return None
+    xs = [("epoch", "epoch")]
+    if evals_panel_fits(series, groups):
+        xs.append(("grad_evals", "gradient evaluations"))
+    fig = Figure(figsize=(11.5, 3.6 * len(xs) + 0.8), layout="constrained")
+    axes = fig.subplots(len(xs), len(panels), squeeze=False)
+    for i, (x, x_label) in enumerate(xs):
+        for j, (y, y_label) in enumerate(panels):
+            ax = axes[i, j]
+            for s in series:
+                _draw(ax, s, x, y, band=True)
+            x_values, y_values = _panel_values(series, x, y)
+            if log_scale_fits(y_values):
+                log_axis(ax, "y", y_values)
+            if x == "epoch":
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.set_xlim(-0.05 * max(x_values + [1]), 1.05 * max(x_values + [1]))
+            elif log_scale_fits([v for v in x_values if v > 0]):
+                log_axis(ax, "x", x_values)
+            ax.set(xlabel=x_label, ylabel=y_label)
+            ax.grid(alpha=0.3)
+    ns = [s.group["n"] for s in series]
+    several_n = len({n for n in ns if n > 0}) > 1
+    handles = []
+    for s in series:
+        g, label = s.group, s.style["label"]
+        extra = [f"n = {g['n']}"] if several_n and g["n"] else []
+        extra += [f"{g[f'n_{k}']} {k}" for k in ("diverged", "failed", "running") if g[f"n_{k}"]]
+        label += f" [{', '.join(extra)}]" if extra else ""
+        handles.append(Line2D([], [], **s.style["line"], label=label))
+    if any(n > 1 for n in ns):
+        handles.append(Patch(color="0.5", alpha=0.3, label="min–max over seeds"))
+    if any(s.diverged for s in series):
+        handles.append(Line2D([], [], marker="x", color="black", linestyle="none", markersize=9, markeredgewidth=2,
+                              label="diverged run: where it stopped"))
+    shown = {s.group["group"] for s in series}
+    left_out = groups[~groups["group"].isin(shown)]
+    for _, g in left_out.iterrows():
+        handles.append(Line2D([], [], linestyle="none", label=f"not drawn: {series_styles(groups)[g['group']]['label']}"
+                                                               f" ({g['status']}, no evaluation)"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+    fig.suptitle(f"{title}\n{seeds_text(ns)}", fontsize="medium")
+    return fig
+
+
+# ---------------------------------------------------------------- heat map and cost
+
+
+def heatmap_figure(grid: pd.DataFrame, title: str) -> Figure:
+    """ρ (rows) × η (columns) of final test accuracy and training loss, mean over the completed seeds; every
+    cell annotated; cells where every run diverged hatched and marked 'diverged', partly diverged ones
+    '(k/n div)'."""
     radii, lrs = sorted(grid["radius"].unique()), sorted(grid["lr"].unique())
-    fig = Figure(figsize=(2 + 1.1 * len(lrs) * 2, 1.5 + 0.6 * len(radii)))
+    several_n = grid.loc[grid["n"] > 0, "n"].nunique() > 1
+    fig = Figure(figsize=(3 + 2.2 * len(lrs), 1.9 + 0.75 * len(radii)), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)
-    for ax, (value, label, cmap) in zip(axes[0], (("test_acc_mean", "test accuracy %", "viridis"),
-                                                    ("train_loss_mean", "training loss", "viridis_r"))):
+    for ax, (value, label, cmap) in zip(axes[0], (("test_acc_mean", "final test accuracy (%)", "viridis"),
+                                                    ("train_loss_mean", "final training loss", "viridis_r"))):
         values = np.full((len(radii), len(lrs)), np.nan)
         for r in grid.itertuples():
             values[radii.index(r.radius), lrs.index(r.lr)] = getattr(r, value) if r.n else np.nan
-        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", origin="lower")
+        finite = values[np.isfinite(values)]
+        norm = (LogNorm(finite.min(), finite.max()) if value == "train_loss_mean" and log_scale_fits(finite)
+                else Normalize(*(finite.min(), finite.max()) if len(finite) else (0, 1)))
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", origin="lower")
         fig.colorbar(image, ax=ax, label=label)
         for r in grid.itertuples():
             i, j = radii.index(r.radius), lrs.index(r.lr)
             if r.n == 0:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="red"))
-                ax.text(j, i, "div" if r.n_diverged else r.status, ha="center", va="center", color="red",
-                        path_effects=[withStroke(linewidth=2, foreground="white")])
-            else:
-                text = f"{values[i, j]:.3g}" + (f"\n{r.n_diverged} div" if r.n_diverged else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize="small",
-                        path_effects=[withStroke(linewidth=2, foreground="white")])
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="tab:red",
+                                       gid=DIVERGED if r.n_diverged else r.status))
+                ax.text(j, i, "diverged" if r.n_diverged else r.status, ha="center", va="center", color="tab:red",
+                        fontweight="bold", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+                continue
+            text = (f"{values[i, j]:.1f}" if value == "test_acc_mean" else f"{values[i, j]:.3g}")
+            text += f"\nn = {r.n}" if several_n else ""
+            text += f"\n({r.n_diverged}/{r.n_runs} div)" if r.n_diverged else ""
+            red, green, blue = to_rgb(image.cmap(image.norm(values[i, j])))
+            ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            ax.text(j, i, text, ha="center", va="center", fontsize="small", color=ink)
         ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
         ax.set_yticks(range(len(radii)), [f"{v:g}" for v in radii])
-        ax.set(xlabel="η (lr)", ylabel="ρ (radius)", title=label)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save(fig, stem)
+        ax.set(xlabel="learning rate η", ylabel="radius ρ", title=label)
+    fig.suptitle(f"{title}\nRBO over ρ × η, {seeds_text(grid['n'], 'cell')}; hatched: every run diverged",
+                 fontsize="medium")
+    return fig
 
 
-def plot_cost(groups: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """Bars of gradient evaluations per step and seconds per epoch, per group (per optimizer if too many)."""
+def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
+    """Bars of gradient evaluations per step and seconds per epoch per group (per optimizer when there are more
+    than :data:`MAX_LINES`); None when every group spends the same gradient evaluations per step."""
     done = groups[groups["n"] > 0]
+    if done["grad_evals_per_step"].round(6).nunique() < 2:
+        return None
+    styles = series_styles(groups)
+    columns = ["grad_evals_per_step", "seconds_per_epoch"]
     if len(done) > MAX_LINES:
-        bars = done.groupby("optimizer", sort=False)[["grad_evals_per_step", "seconds_per_epoch"]].mean()
+        bars = done.groupby("optimizer", sort=False)[columns].mean()
+        labels = [STYLES[o].label if o in STYLES else o for o in bars.index]
+        colors = [STYLES[o].color if o in STYLES else "tab:gray" for o in bars.index]
+        roles = [STYLES[o].role if o in STYLES else "baseline" for o in bars.index]
     else:
-        bars = done.set_index(done.apply(_label, axis=1))[["grad_evals_per_step", "seconds_per_epoch"]]
-    fig = Figure(figsize=(max(8, 1.2 * len(bars)), 4.5))
+        bars = done[columns]
+        labels = [styles[g]["label"] for g in done["group"]]
+        colors = [styles[g]["line"]["color"] for g in done["group"]]
+        roles = [styles[g]["role"] for g in done["group"]]
+    fig = Figure(figsize=(max(8.0, 1.1 * len(bars) + 3), 4.5), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)
-    for ax, (column, label, scale) in zip(axes[0], (("grad_evals_per_step", "gradient evaluations / step", "log"),
-                                                    ("seconds_per_epoch", "seconds / epoch", "linear"))):
-        ax.bar_label(ax.bar(range(len(bars)), bars[column].to_numpy()), fmt="%.3g", fontsize="small")
-        ax.set_xticks(range(len(bars)), bars.index, rotation=45, ha="right", fontsize="small")
-        ax.set_yscale(scale)
+    for ax, (column, label) in zip(axes[0], zip(columns, ("gradient evaluations / step", "seconds / epoch"))):
+        values = bars[column].to_numpy(dtype=float)
+        drawn = ax.bar(range(len(values)), values, color=colors, edgecolor="black", linewidth=0.6,
+                       hatch=None)
+        for bar, role in zip(drawn, roles):
+            bar.set_hatch("//" if role == "control" else None)
+        ax.bar_label(drawn, fmt="%.3g", fontsize="small")
+        ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize="small")
+        if log_scale_fits(values):
+            log_axis(ax, "y", values, nonpositive="clip")
         ax.set(ylabel=label)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{title}: cost (mean over completed runs; {', '.join(sorted(set(done['hardware'])))})",
+    hardware = ", ".join(sorted(set(done["hardware"])))
+    fig.suptitle(f"{title}: cost per optimizer\nmean over completed runs on {hardware}; hatched: controls",
                  fontsize="medium")
-    fig.tight_layout()
-    return save(fig, stem)
+    return fig
 
 
-def plot_ironing(data: dict, stem: Path) -> list[Path]:
-    """The 1-D ironing figure: one panel per radius with f, GD's iterates and RBO's contact points, ball-centre
-    path and final point. ``data`` as returned by ``rbo.ironing.ironing_demo()``:
-    ``{"theta_grid": array, "f": array, "radii": [...], "gd": {"theta": iterates},
-    "rbo": {radius: {"theta": iterates, "centre_theta": array, "centre_y": array, "final": float}}}``."""
-    missing = [k for k in IRONING_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"ironing data lacks {missing}: expected keys {list(IRONING_KEYS)}")
-    grid, f = np.asarray(data["theta_grid"], dtype=float), np.asarray(data["f"], dtype=float)
-    lo, hi, span = grid.min(), grid.max(), f.max() - f.min()
-
-    def on_f(theta):  # points of the graph; NaN outside the plotted domain (f is known on the grid only)
-        theta = np.atleast_1d(np.asarray(theta, dtype=float))
-        return theta, np.interp(theta, grid, f, left=np.nan, right=np.nan)
-
-    radii = list(data["radii"])
-    cols = min(3, len(radii))
-    rows = -(-len(radii) // cols)
-    fig = Figure(figsize=(5 * cols, 3.8 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    gd = np.asarray(data["gd"]["theta"], dtype=float)
-    for ax, radius in zip(axes.flat, radii):
-        rbo = data["rbo"][radius]
-        ax.plot(grid, f, color="0.5", linewidth=0.8, label="f(θ)")
-        ax.plot(rbo["centre_theta"], rbo["centre_y"], ".", color="tab:cyan", markersize=1.5, alpha=0.5,
-                label="ball centre")
-        ax.plot(*on_f(gd), "x", color="tab:orange", markersize=4, label="GD iterates")
-        ax.plot(*on_f(rbo["theta"]), ".", color="tab:blue", markersize=3, label="RBO contact points")
-        ax.plot(*on_f(gd[-1]), "X", color="tab:orange", markersize=9, label="GD final")
-        ax.plot(*on_f(rbo["final"]), "*", color="tab:red", markersize=12, label="RBO final")
-        outside = [f"{name} final θ = {v:.3g}" for name, v in (("GD", gd[-1]), ("RBO", rbo["final"]))
-                   if not lo <= v <= hi]
-        if outside:
-            ax.text(0.02, 0.02, "outside the domain: " + ", ".join(outside), transform=ax.transAxes,
-                    fontsize="x-small", color="tab:red")
-        ax.set(title=f"ρ = {radius:g}", xlabel="θ", ylabel="f(θ)", xlim=(lo, hi),
-               ylim=(f.min() - 0.1 * span, f.max() + radius + 0.1 * span))
-    for ax in list(axes.flat)[len(radii):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize="x-small")
-    fig.suptitle(r"Ironing: RBO against GD on $f(\theta) = \sum_{k=1}^{100} \sin(k^2\theta)/k^2$")
-    fig.tight_layout()
-    return save(fig, stem)
+# ---------------------------------------------------------------- all figures, ironing, index
 
 
 def ironing_data() -> dict | None:
@@ -174,41 +381,125 @@ def ironing_data() -> dict | None:
     return ironing_demo()
 
 
+def ironing_plotter():
+    """:func:`scripts.plot_ironing.plot_ironing`, or None while that module does not exist (imported here, not at
+    the top, so that module may import from this one)."""
+    try:
+        from scripts.plot_ironing import plot_ironing
+    except ModuleNotFoundError as err:
+        if err.name != "scripts.plot_ironing":
+            raise
+        return None
+    return plot_ironing
+
+
 def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """Every figure of the records; returns (written files, notes on what was skipped)."""
     out, written, notes = Path(out_dir), [], []
     blocks = agg.groups.groupby(BLOCK, sort=False) if len(agg.groups) else []
     for (experiment, dataset, model), groups in blocks:
-        folder, title = out / experiment / "figures", f"{experiment}: {dataset}/{model}"
-        done = groups[groups["n"] > 0]
-        if not len(done) or not len(agg.curves):
-            notes.append(f"{title}: no completed run with metrics, no curves")
-        elif len(done) > MAX_LINES:
-            notes.append(f"{title}: {len(done)} settings > {MAX_LINES}, no curves (see the heat map and tables)")
-        else:
-            written += plot_curves(agg.curves, done, folder / f"curves_{dataset}_{model}", title)
-        if len(done):
-            written += plot_cost(groups, folder / f"cost_{dataset}_{model}", title)
+        folder, title = out / experiment / "figures", block_title(experiment, dataset, model)
+        drawable = groups[(groups["n"] > 0) | (groups["n_diverged"] > 0)]
+        fig = None
+        if len(drawable) > MAX_LINES:
+            notes.append(f"{title}: {len(drawable)} settings > {MAX_LINES}, no curves (see the heat map and tables)")
+        elif len(agg.records.metrics):
+            fig = curves_figure(agg, drawable, title)
+        if fig is None and len(drawable) <= MAX_LINES:
+            notes.append(f"{title}: no completed or diverged run with evaluations, no curves")
+        if fig is not None:
+            written += save(fig, folder / f"curves_{dataset}_{model}")
+        if (groups["n"] > 0).any():
+            fig = cost_figure(groups, title)
+            if fig is None:
+                notes.append(f"{title}: every optimizer spends the same gradient evaluations per step, no cost bars")
+            else:
+                written += save(fig, folder / f"cost_{dataset}_{model}")
         grid = agg.heatmaps.get((experiment, dataset, model))
         if grid is not None:
-            written += plot_heatmap(grid, folder / f"heatmap_{dataset}_{model}", f"{title}: RBO ρ × η")
+            written += save(heatmap_figure(grid, title), folder / f"heatmap_{dataset}_{model}")
     return written, notes
+
+
+FIXED_FILES = {
+    "claims": "the paper's claims against our runs: verdict, evidence, runs behind it, how to reproduce",
+    "README": "what this folder holds and where each part came from",
+    "runs": "table: one row per run record (status, final metrics, cost, hardware)",
+    "paper/README": "where the paper's numbers come from",
+    "paper/table1": "table: the paper's Table 1 (arXiv 2505.19527v3), copied by hand",
+    "paper/ironing/ironing": "figure: the 1-D ironing demo, RBO against GD (rbo.ironing, SPEC §3)",
+}
+EXPERIMENT_FILES = {
+    "table": "table: final metrics per optimizer and setting",
+    "equal_compute": "table: test accuracy at equal epochs and at equal gradient evaluations",
+    "table1_view": "table: test accuracy in the shape of the paper's Table 1",
+    "figures/curves": "figure: training loss and test accuracy against epochs",
+    "figures/cost": "figure: gradient evaluations per step and seconds per epoch",
+    "figures/heatmap": "figure: RBO's ρ × η heat map of final test accuracy and training loss",
+    "heatmap": "table: RBO's final test accuracy over ρ × η",
+}
+
+
+def describe(stem: str) -> str:
+    """One line on what ``results/<stem>.*`` is, from its name as the scripts write it."""
+    if stem in FIXED_FILES:
+        return FIXED_FILES[stem]
+    for name, text in EXPERIMENT_FILES.items():
+        found = re.fullmatch(rf"(.+)/{name}(?:_(.+))?", stem)
+        if found:
+            experiment, block = found[1], found[2] or ""
+            dataset = next((d for d in sorted(DATASETS, key=len, reverse=True) if block.startswith(f"{d}_")), None)
+            where = block_title(experiment, dataset, block.removeprefix(f"{dataset}_")) if dataset else experiment
+            return f"{text}, {where}"
+    return "written by the results scripts"
+
+
+def write_index(results_dir: str | Path, records: str | None = None) -> Path:
+    """``results/index.md``: every file under ``results_dir`` (but the index), grouped as claims, tables, figures
+    and other files; one line per table or figure with its formats linked together."""
+    root = Path(results_dir)
+    stems: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != "index.md" and not path.name.endswith(".tmp"):
+            stems.setdefault(path.relative_to(root).with_suffix("").as_posix(), []).append(path.suffix)
+    sections: dict[str, list[str]] = {"Claims": [], "Tables": [], "Figures": [], "Other files": []}
+    for stem, suffixes in stems.items():
+        suffixes.sort(key=lambda s: (s not in INDEX_FIRST, INDEX_FIRST.index(s) if s in INDEX_FIRST else 0, s))
+        first, *more = [f"{stem}{s}" for s in suffixes]
+        text = describe(stem)
+        links = f" ({' · '.join(f'[{Path(p).suffix[1:]}]({p})' for p in more)})" if more else ""
+        kind = ("Claims" if stem == "claims" else "Figures" if text.startswith("figure")
+                else "Tables" if text.startswith("table") else "Other files")
+        sections[kind].append(f"- [`{first}`]({first}){links}: {text.split(': ', 1)[-1]}")
+    lines = ["# Results index", "", "Generated by `python -m scripts.plot` (after `python -m scripts.aggregate`) "
+             "from the files it finds under `results/`; do not edit.", ""]
+    if records:
+        lines += ["```", records, "```", ""]
+    for kind, entries in sections.items():
+        if entries:
+            lines += [f"## {kind}", "", *entries, ""]
+    return atomic_write_text(root / "index.md", "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli(__doc__.split("\n\n")[0])
     parser.add_argument("--skip-ironing", action="store_true", help="do not draw the ironing figure")
     args = parser.parse_args(argv)
-    agg = build(args.runs, args.paper)
+    agg = build(args.runs, args.paper, args.experiments)
     written, notes = plot_all(agg, args.out)
     if not args.skip_ironing:
-        data = ironing_data()
-        if data is None:
+        plot_ironing = ironing_plotter()
+        data = ironing_data() if plot_ironing else None
+        if plot_ironing is None:
+            notes.append("ironing: scripts.plot_ironing not available, figure skipped")
+        elif data is None:
             notes.append("ironing: rbo.ironing.ironing_demo() not available, figure skipped")
         else:
             written += plot_ironing(data, Path(args.out) / "paper" / "ironing" / "ironing")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    index = write_index(args.out, agg.records.describe())
     print(agg.records.describe())
-    print("\n".join(notes + [f"wrote {len(written)} figure files under {args.out}/"]))
+    print("\n".join(notes + [f"wrote {len(written)} figure files and {index} under {args.out}/"]))
     return 0
 
 
