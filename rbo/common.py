@@ -2,8 +2,10 @@
 
 The closure protocol (same as ``torch.optim.LBFGS``): ``closure()`` zero-grads, recomputes the loss on the
 current minibatch, back-propagates and returns the loss. An optimizer that needs a *new* minibatch (the
-original Entropy-SGD) calls ``closure(advance=True)``; closures that never serve such an optimizer may
-ignore the argument.
+original Entropy-SGD) calls ``closure(advance=True)``; one that needs Hessian-vector products (RBO with
+``projection="newton"``) calls ``closure(create_graph=True)``, and the closure must then back-propagate with
+``loss.backward(create_graph=True)`` so that every ``p.grad`` keeps its graph. Closures that never serve such
+an optimizer may ignore these arguments.
 
 BatchNorm: an optimizer that evaluates the loss several times per step wraps every evaluation but the first
 in :func:`frozen_running_stats`, so each step updates running statistics exactly once while every evaluation

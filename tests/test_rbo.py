@@ -3,6 +3,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -99,7 +100,8 @@ def test_small_radius_converged_is_gradient_descent_to_second_order():
 # --- an independent 1 + K re-implementation ---------------------------------------------------------
 
 def naive_rbo_step(model, loss_of_params, lr, radius, k, gamma):
-    """SPEC §1 steps 1–4 on the flattened parameter vector, paying 1 + K evaluations."""
+    """SPEC §1 steps 1–4 on the flattened parameter vector, paying 1 + K evaluations; ``lr`` and ``gamma`` may
+    be per-coordinate vectors (parameter groups)."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for _, p in model.named_parameters()]
     sizes = [p.numel() for _, p in model.named_parameters()]
@@ -115,7 +117,7 @@ def naive_rbo_step(model, loss_of_params, lr, radius, k, gamma):
     f, g = f_and_grad(theta)
     s = torch.sqrt(1 + g @ g)
     theta_t = theta - (radius / s + lr) * g
-    y_t = f + radius / s - lr * (g @ g)
+    y_t = f + radius / s - (lr * g) @ g
     x = theta.clone()
     for _ in range(k):
         fx, gx = f_and_grad(x)
@@ -132,8 +134,25 @@ def test_step_matches_independent_reimplementation_on_mlp():
     opt = RBO(model.parameters(), lr=1.0, radius=2.0)
     opt.step(make_closure(opt, lambda: nn.functional.cross_entropy(model(x), y)))
     got = torch.cat([p.detach().flatten() for p in model.parameters()])
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)  # they agree to ~4e-16
     assert int(opt.diagnostics["grad_evals"]) == 100
+
+
+def test_groups_with_different_lr_and_proj_lr_match_reimplementation():
+    """θ̃ uses each group's η, ỹ the sum Σ η_group‖g_group‖², each group projects with its own γ."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3))
+    x, y = torch.randn(24, 5), torch.randint(0, 3, (24,))
+    loss_of_params = lambda params: nn.functional.cross_entropy(functional_call(model, params, (x,)), y)  # noqa: E731
+    sizes = [p.numel() for p in model.parameters()]
+    lr = torch.cat([torch.full((n,), 0.3 if i < 2 else 1.5) for i, n in enumerate(sizes)])
+    gamma = torch.cat([torch.full((n,), 0.02 if i < 2 else 0.005) for i, n in enumerate(sizes)])
+    expected = naive_rbo_step(model, loss_of_params, lr=lr, radius=1.0, k=20, gamma=gamma)
+    opt = RBO([{"params": model[0].parameters(), "lr": 0.3, "proj_lr": 0.02},
+               {"params": model[2].parameters(), "lr": 1.5, "proj_lr": 0.005}], lr=1.0, radius=1.0, proj_steps=20)
+    opt.step(make_closure(opt, lambda: nn.functional.cross_entropy(model(x), y)))
+    got = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
 def test_per_group_values_and_float32():
@@ -226,7 +245,82 @@ def test_gd_projection_leaves_a_residual_gauss_newton_does_not():
     assert abs(float(gd.diagnostics["centre_distance"]) - converged) > 0.1 * converged
 
 
+@pytest.mark.parametrize("projection", ["gauss_newton", "newton"])
+@pytest.mark.parametrize("radius", [0.05, 0.4])
+def test_converged_contact_on_a_parabola_is_the_closed_form_root(projection, radius):
+    """f(θ) = ½aθ²: the converged contact point is the real root of ½a²x³ + (1 − aỹ)x − θ̃ = 0 (one real root
+    below the curvature radius 1/a), with (θ̃, ỹ) written out from SPEC §1. It moves with ρ and with the side
+    of the normal: a ball under the graph (ν → −ν) lands elsewhere."""
+    a, start, lr = 1.0, 0.6, 0.1
+    g = a * start
+    s = math.sqrt(1 + g * g)
+    target = start - (radius / s + lr) * g
+    y_target = 0.5 * a * start ** 2 + radius / s - lr * g * g
+    roots = [r.real for r in np.roots([0.5 * a * a, 0.0, 1 - a * y_target, -target]) if abs(r.imag) < 1e-12]
+    assert len(roots) == 1
+    theta = torch.tensor([start], requires_grad=True)
+    opt = RBO([theta], lr=lr, radius=radius, proj_steps=60, projection=projection, proj_tol=1e-13)
+
+    def closure(advance=False, create_graph=False):
+        opt.zero_grad(set_to_none=True)
+        loss = 0.5 * a * theta.square().sum()
+        loss.backward(create_graph=create_graph)
+        return loss
+    opt.step(closure)
+    assert float(theta) == pytest.approx(roots[0], abs=1e-11)
+
+
 # --- plumbing ----------------------------------------------------------------------------------------
+
+def test_parameters_narrower_than_float32_are_refused():
+    """bf16 parameters: refused at construction and, if cast later, at step() before any evaluation."""
+    with pytest.raises(ValueError, match=r"dtype=torch.bfloat16.*float32"):
+        RBO([torch.zeros(3, dtype=torch.bfloat16, requires_grad=True)], lr=1.0, radius=1.0)
+    model = nn.Linear(3, 1)
+    opt = RBO(model.parameters(), lr=1.0, radius=1.0)
+    model.to(torch.bfloat16)
+
+    def closure(advance=False):
+        raise AssertionError("no evaluation may start")
+    with pytest.raises(ValueError, match=r"parameter 0 \(shape \(1, 3\)\) dtype=torch.bfloat16"):
+        opt.step(closure)
+
+
+def test_groups_with_different_radii_are_refused():
+    with pytest.raises(ValueError, match=r"radius=0.5: must be the same in every parameter group"):
+        RBO([{"params": [torch.zeros(2, requires_grad=True)]},
+             {"params": [torch.zeros(2, requires_grad=True)], "radius": 0.5}], lr=1.0, radius=1.0)
+
+
+@pytest.mark.parametrize("projection", ["gd", "gauss_newton", "newton"])
+def test_effective_step_is_zero_at_a_stationary_point(projection):
+    """‖g‖ = 0: θ̃ = θ, and the step and the effective step are 0 (not 0/0)."""
+    theta = torch.zeros(3, requires_grad=True)
+    opt = RBO([theta], lr=1.0, radius=1.0, proj_steps=5, projection=projection)
+
+    def closure(advance=False, create_graph=False):
+        opt.zero_grad(set_to_none=True)
+        loss = (theta * theta).sum()
+        loss.backward(create_graph=create_graph)
+        return loss
+    opt.step(closure)
+    assert float(opt.diagnostics["grad_norm"]) == 0 and float(opt.diagnostics["step_norm"]) == 0
+    assert float(opt.diagnostics["effective_step"]) == 0
+
+
+@pytest.mark.parametrize("projection", ["gd", "gauss_newton", "newton"])
+def test_grad_is_cleared_after_a_step(projection):
+    """The last evaluation's gradient belongs to a projection iterate, not to the returned θ."""
+    a, theta = affine_problem()
+    opt = RBO([theta], lr=0.1, radius=1.0, proj_steps=5, projection=projection)
+
+    def closure(advance=False, create_graph=False):
+        opt.zero_grad(set_to_none=True)
+        loss = a @ theta + theta.pow(4).sum()
+        loss.backward(create_graph=create_graph)
+        return loss
+    opt.step(closure)
+    assert theta.grad is None
 
 def test_evaluations_per_step_equal_k():
     a, theta = affine_problem()
@@ -333,7 +427,7 @@ def test_missing_closure_is_a_clear_error():
 
 @pytest.mark.parametrize("kwargs, name", [
     ({"radius": -1.0}, "radius"), ({"lr": 0.0}, "lr"), ({"lr": -1.0}, "lr"), ({"proj_steps": 0}, "proj_steps"),
-    ({"proj_lr": 0.0}, "proj_lr"), ({"proj_tol": 0.0}, "proj_tol"), ({"projection": "newton"}, "projection"),
+    ({"proj_lr": 0.0}, "proj_lr"), ({"proj_tol": 0.0}, "proj_tol"), ({"projection": "lbfgs"}, "projection"),
 ])
 def test_hyperparameter_errors_name_parameter_value_and_range(kwargs, name):
     _, theta = affine_problem()
