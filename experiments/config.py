@@ -1,8 +1,10 @@
 """Structured configs: the schema every ``conf/`` file and command-line override is checked against.
 
 Each group option in ``conf/<group>/<name>.yaml`` starts from one of the dataclasses below (its defaults list
-names the schema registered here), so a misspelt key or a value of the wrong type fails when Hydra composes
-the config, before anything runs. Value checks that need more than a type (names, ranges, the batch size
+names the schema registered here), so a misspelt key, a value of the wrong type or a choice outside its
+:class:`~enum.StrEnum` fails when Hydra composes the config, before anything runs or any job is queued. The
+schemas are stored outside the config groups (``schema_<group>_<family>``), so ``--help`` does not offer them
+as choices. Value checks that need more than a type (names, ranges, the batch size
 against the dataset) are in :func:`experiments.trainer.validate`. Record format: README.md, "Run records".
 
 The defaults here are neutral; the paper's values and every ``# ASSUMPTION`` (SPEC §2, §3) are in the YAML files.
@@ -11,12 +13,36 @@ The defaults here are neutral; the paper's values and every ``# ASSUMPTION`` (SP
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
 OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device")
+
+
+# ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # bf16 autocast
+
+
+class Scheduler(StrEnum):
+    none = "none"
+    cosine = "cosine"  # per step, over epochs × batches per epoch
+
+
+class Normalize(StrEnum):
+    scale = "scale"  # pixels / 255 (the paper)
+    standardize = "standardize"  # then the train split's mean/std
+
+
+class WandbMode(StrEnum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
 
 
 # ---- optimizer group: one dataclass per family ----------------------------------------------------------
@@ -109,7 +135,7 @@ class DatasetConfig:
 
     name: str = MISSING
     val_size: int = 5000
-    normalize: str = "scale"  # scale (pixels / 255, the paper) | standardize (train mean/std)
+    normalize: Normalize = Normalize.scale
     augment: bool = False
     download: bool = True
     synthetic_shape: str = "mnist"  # synthetic only: mnist | cifar
@@ -144,7 +170,7 @@ class WandbConfig(LoggerConfig):
     """One W&B run per job (experiments.wandb_logger). offline needs no account: ``wandb sync`` later."""
 
     name: str = "wandb"
-    mode: str = "offline"  # online | offline | disabled
+    mode: WandbMode | None = None  # null: $WANDB_MODE if set, else offline (experiments.wandb_logger.resolve_mode)
     project: str = "rbo-bench"
     entity: str | None = None
     group: str | None = "${experiment_name}"
@@ -163,7 +189,7 @@ class Config:
     experiment_name: str = "default"  # the record goes to <runs_dir>/<experiment_name>/<run_id>/
     seed: int = 0  # model init, data order, optimizer noise
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: Precision = Precision.fp32
     epochs: int = 10
     batch_size: int = 256
     eval_batch_size: int = 1024  # validation/test batch size (eval mode: numbers equal up to float rounding)
@@ -171,7 +197,7 @@ class Config:
     max_grad_evals: int | None = None  # stop training once this many gradient evaluations are spent
     max_sgd_epochs: float | None = None  # the same, in units of one SGD epoch (batches per epoch evaluations)
     budget_sgd_epochs: list[float] = field(default_factory=list)  # extra evaluations at k × batches/epoch evals
-    scheduler: str = "none"  # none | cosine (per step, over epochs × batches per epoch)
+    scheduler: Scheduler = Scheduler.none
     log_every: int = 50  # steps between steps.csv rows
     runs_dir: str = "runs"
     data_dir: str | None = None  # None: $RBO_DATA, else ~/.cache/rbo-bench/data
@@ -182,19 +208,21 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"sgd": SGDConfig, "sgd_k_steps": SGDKStepsConfig, "sgd_effective_lr": SGDEffectiveLRConfig,
                   "adamw": AdamWConfig, "sam": SAMConfig, "entropy_sgd": EntropySGDConfig,
                   "rbo": RBOConfig},
-    "dataset": {"dataset": DatasetConfig},
-    "model": {"model": ModelConfig, "vgg9": VGG9Config, "wrn": WRNConfig},
+    "dataset": {"base": DatasetConfig},
+    "model": {"base": ModelConfig, "vgg9": VGG9Config, "wrn": WRNConfig},
     "logger": {"none": LoggerConfig, "wandb": WandbConfig},
 }
 
 
 def register_configs() -> None:
-    """Store ``base_config`` and, per group, ``schema_<family>`` (named in each YAML file's defaults list)."""
+    """Store ``base_config`` and, per group, ``schema_<group>_<family>`` at the top level, not in the group (each
+    YAML file's defaults list names it: ``- /schema_optimizer_sgd@_here_``)."""
+    OmegaConf.register_new_resolver("slug", lambda name: name.replace("/", "-"), replace=True)  # hydra.job.name
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():
         for family, node in schemas.items():
-            cs.store(group=group, name=f"schema_{family}", node=node)
+            cs.store(name=f"schema_{group}_{family}", node=node)
 
 
 register_configs()

@@ -17,6 +17,8 @@ Record format: README.md ("Run records"); how it is written: :mod:`experiments.r
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import time
@@ -30,18 +32,20 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from experiments import records
 from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
 from experiments.optim import build_optimizer, check_optimizer_config
-from experiments.wandb_logger import MODES, NullLogger, make_logger
+from experiments.wandb_logger import NullLogger, make_logger, resolve_mode
 from rbo.common import DivergenceError, global_sq_norm
 
-PRECISIONS = ("fp32", "bf16")
-SCHEDULERS = ("none", "cosine")
 LOGGERS = ("none", "wandb")
+WARMUP_STEPS = 3  # the first steps each process runs (lazy init, allocator, kernel choice): warmup_seconds
+
+log = logging.getLogger(__name__)  # under Hydra: the console and <hydra output dir>/train.log
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -73,11 +77,9 @@ def validate(cfg: DictConfig) -> None:
     check_optimizer_config(cfg.optimizer)
     _allowed("dataset.name", cfg.dataset.name, DATASETS)
     _allowed("model.name", cfg.model.name, sorted(MODELS))
-    _allowed("precision", cfg.precision, PRECISIONS)
-    _allowed("scheduler", cfg.scheduler, SCHEDULERS)
     _allowed("logger.name", cfg.logger.name, LOGGERS)
     if cfg.logger.name == "wandb":
-        _allowed("logger.mode", cfg.logger.mode, MODES)
+        resolve_mode(cfg.logger.mode)  # $WANDB_MODE when logger.mode is null
     if not DEVICE_PATTERN.fullmatch(cfg.device):
         raise ValueError(f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
     for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
@@ -191,6 +193,8 @@ class Trainer:
         self.closure: Closure | None = None
         self._evaluated: tuple[int, dict] | None = None  # (step, results): one evaluation per model state
         self._t0: float | None = None  # training clock, running while not None
+        self._steps_here = 0  # optimizer steps this process ran (the first WARMUP_STEPS are warm-up)
+        self._started_here = time.monotonic()  # for the log lines' elapsed time and ETA
 
     def run(self) -> dict:
         """Train, resume or record the failure; returns the summary (as saved). Divergence is a result
@@ -198,6 +202,7 @@ class Trainer:
         self.dir.mkdir(parents=True, exist_ok=True)
         records.write_yaml(self.dir / "config.yaml", self.config)
         summary = None
+        self._write_invocation()
         try:
             state = self._load_history()
             self._write()
@@ -211,13 +216,15 @@ class Trainer:
         except DivergenceError as err:
             self._clock_stop()
             at = self._position() if self.closure is not None else float(self.epoch)
-            print(f"diverged: {self.dir} at epoch {at:.3f}: {err}")
+            log.warning("diverged at epoch %.3f: %s", at, err)
             summary = self._write("diverged", diverged_at_epoch=at, error=str(err), finished_at=records.now())
         except Exception:
             summary = self._write("failed", error=traceback.format_exc(), finished_at=records.now())
             raise
         finally:
             self.logger.finish(summary or records.json_safe(self._summary("running")))
+            if summary is not None:
+                self._log_end(summary)
         return summary
 
     # -- setup and resume -----------------------------------------------------------------------------------
@@ -290,14 +297,31 @@ class Trainer:
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
 
+    def _write_invocation(self) -> None:
+        """``invocations.json`` beside the record: per job that ran this run (a resumed run has several), when it
+        started, its Hydra output folder (``train.log``, ``.hydra/``), job name and command-line overrides."""
+        from hydra.core.hydra_config import HydraConfig
+
+        path = self.dir / "invocations.json"
+        jobs = json.loads(path.read_text()) if path.is_file() else []
+        job = {"started_at": records.now(), "output_dir": None, "job_name": None, "overrides": None}
+        if HydraConfig.initialized():
+            hydra = HydraConfig.get()
+            job.update(output_dir=hydra.runtime.output_dir, job_name=hydra.job.name,
+                       overrides=list(hydra.overrides.task))
+        records.write_json(path, [*jobs, job])
+
     def _start_logger(self) -> None:
-        """The configured logger; a resumed run first replays its history into it."""
-        self.logger = make_logger(self.cfg.logger, directory=self.dir / ".wandb",
-                                  name=f"{self.cfg.experiment_name}/{self.run_id}",
+        """The configured logger; a resumed run first hands it its history, in the order it was logged (the
+        logger skips what it already holds: experiments.wandb_logger)."""
+        self.logger = make_logger(self.cfg.logger, directory=self.dir / ".wandb", run_id=self.run_id,
                                   config={**self.config, "run_id": self.run_id})
         history = [("epoch", r) for r in self.metrics] + [("steps", r) for r in self.steps]
         for kind, row in sorted(history, key=lambda kr: (kr[1]["step"], kr[0] == "epoch")):
             self.logger.log(kind, row)
+        log.info("start %s %s-%s-%s-s%s (run %s) on %s%s; record %s", self.cfg.experiment_name,
+                 self.cfg.optimizer.name, self.cfg.dataset.name, self.cfg.model.name, self.cfg.seed, self.run_id,
+                 self.device, f", resuming after epoch {self.epoch}" if self.epoch else "", self.dir)
 
     # -- records --------------------------------------------------------------------------------------------
 
@@ -321,12 +345,30 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     def _clock_stop(self) -> None:
-        """Add the time since :meth:`_clock_start` to ``train_seconds`` (no-op if the clock is not running)."""
+        """Add the time since :meth:`_clock_start` (no-op if the clock is not running) to ``train_seconds``, or
+        to ``warmup_seconds`` while this process has run no more than :data:`WARMUP_STEPS` steps (the loop stops
+        the clock right after the last warm-up step). Neither includes evaluation, steps.csv rows or checkpoints."""
         if self._t0 is not None:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            self.counters["train_seconds"] += time.perf_counter() - self._t0
+            key = "train_seconds" if self._steps_here > WARMUP_STEPS else "warmup_seconds"
+            self.counters[key] = self.counters.get(key, 0.0) + time.perf_counter() - self._t0
             self._t0 = None
+
+    def _log_epoch(self, row: dict) -> None:
+        """One line per epoch: losses, accuracies, evaluations, this process's elapsed time and the run's ETA."""
+        elapsed = time.monotonic() - self._started_here
+        done_here = row["epoch"] - self._first_epoch
+        eta = elapsed / done_here * (self.cfg.epochs - row["epoch"]) if done_here > 0 else math.nan
+        log.info("epoch %d/%d train_loss %.4f val_acc %.4f test_acc %.4f grad_evals %d elapsed %s eta %s",
+                 math.ceil(row["epoch"]), self.cfg.epochs, row["train_loss"], row["val_acc"], row["test_acc"],
+                 row["grad_evals"], _duration(elapsed), _duration(eta))
+
+    def _log_end(self, summary: dict) -> None:
+        final = summary["final"]
+        level = {"completed": logging.INFO, "diverged": logging.WARNING}.get(summary["status"], logging.ERROR)
+        log.log(level, "end %s after %.2f epochs: test_acc %s val_acc %s; record %s", summary["status"],
+                summary["epochs_completed"], final["test_acc"], final["val_acc"], self.dir)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
@@ -375,10 +417,16 @@ class Trainer:
         if not self.metrics:
             self._row("init", 0.0)
             self._write()
-        for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
-            if self._budget_spent():
-                break
-            self._epoch(epoch)
+        n = len(self.train_loader)
+        self._first_epoch = self.epoch
+        # One bar for the whole run (its ETA is the run's), on terminals only; log lines print above it.
+        self.bar = tqdm(total=self.cfg.epochs * n, initial=self.epoch * n, unit="batch", dynamic_ncols=True,
+                        desc=f"{self.cfg.optimizer.name} s{self.cfg.seed}", disable=None if self.cfg.progress else True)
+        with self.bar, logging_redirect_tqdm():
+            for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
+                if self._budget_spent():
+                    break
+                self._epoch(epoch)
 
     def _epoch(self, epoch: int) -> None:
         """One epoch (less if ``max_grad_evals`` runs out), its evaluation row, and at its end a checkpoint."""
@@ -387,8 +435,7 @@ class Trainer:
                                          autocast=self._autocast, counters=self.counters)
         sums: dict = {}  # per diagnostic key, over this epoch's steps (device tensors: no host sync)
         steps = 0
-        bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=None if cfg.progress else True, dynamic_ncols=True)
+        bar = self.bar
         self._clock_start()
         while closure.next_step():
             before = closure.consumed - 1
@@ -397,6 +444,9 @@ class Trainer:
                 self.scheduler.step()
             self.counters["step"] += 1
             steps += 1
+            self._steps_here += 1
+            if self._steps_here == WARMUP_STEPS:  # the warm-up ends here: its time goes to warmup_seconds
+                self._clock_stop()
             diag = {k: v for k, v in (getattr(self.optimizer, "diagnostics", None) or {}).items() if k != "grad_evals"}
             for k, v in diag.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
@@ -404,7 +454,7 @@ class Trainer:
             if self.counters["step"] % log_every == 0:
                 self._clock_stop()
                 loss = self._log_step(diag)
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{closure.train_means()[1]:.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", acc=f"{closure.train_means()[1]:.3f}")
             crossed = bisect_right(self.budgets, self.counters["grad_evals"])
             for k in self.budget_epochs[self.budgets_done:crossed]:
                 self._row("budget", self._position(), budget_sgd_epochs=k)
@@ -414,7 +464,6 @@ class Trainer:
             if self._t0 is None:
                 self._clock_start()
         self._clock_stop()
-        bar.close()
         train_loss, train_acc = closure.train_means()
         if not math.isfinite(train_loss):
             raise DivergenceError(f"non-finite training loss {train_loss} in epoch {epoch}")
@@ -423,6 +472,7 @@ class Trainer:
             self.diag_count[k] = self.diag_count.get(k, 0) + steps
         self._row("epoch", self._position(), train_loss=train_loss, train_acc=train_acc,
                   **{f"diag_{k}": float(v) / steps for k, v in sums.items()})
+        self._log_epoch(self.metrics[-1])
         if closure.consumed == len(self.train_loader):
             self.epoch = epoch
             self._checkpoint()
@@ -446,6 +496,15 @@ class Trainer:
         if not math.isfinite(loss):
             raise DivergenceError(f"non-finite training loss {loss} at step {row['step']}")
         return loss
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def train(cfg: DictConfig) -> dict:

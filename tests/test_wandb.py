@@ -1,0 +1,129 @@
+"""W&B offline, read back from its run files (issue 12, "W&B"): identity, names, tags, prefixes, the trigger, no NaN
+in the summary; a killed and resumed run is one W&B run with every row once; WANDB_MODE is honoured."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SMALL
+
+from experiments import records
+from experiments.train import run
+from experiments.wandb_logger import _records, offline_history, offline_runs
+
+WANDB = ("optimizer=sgd", "logger=wandb", "log_every=1", "experiment_name=unit/wandb")
+
+
+@pytest.fixture(autouse=True)
+def offline_env(monkeypatch):
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_RESUME"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def record_of(cfg) -> Path:
+    return records.run_dir(records.to_container(cfg))
+
+
+def rows_of(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def run_record(wandb_file: Path):
+    """The run record (identity: id, name, group, tags) of an offline ``.wandb`` file."""
+    return next(r.run for r in _records(wandb_file) if r.WhichOneof("record_type") == "run")
+
+
+def summary_values(wandb_file: Path) -> dict:
+    out = {}
+    for r in _records(wandb_file):
+        if r.WhichOneof("record_type") == "summary":
+            out.update({"/".join(u.nested_key) or u.key: json.loads(u.value_json) for u in r.summary.update})
+    return out
+
+
+def test_offline_run_identity_series_and_summary(small_cfg):
+    cfg = small_cfg(*WANDB, "budget_sgd_epochs=[1.5]", "logger.tags=[unit]")
+    summary = run(cfg)
+    path = record_of(cfg)
+    [wandb_file] = offline_runs(path / ".wandb", summary["run_id"])
+    identity = run_record(wandb_file)
+    assert identity.run_id == summary["run_id"] and identity.display_name == "sgd-synthetic-mlp-s0"
+    assert identity.run_group == "unit/wandb"
+    assert set(identity.tags) == {"sgd", "synthetic", "mlp", "unit/wandb", "unit"}
+
+    history = offline_history(path / ".wandb", summary["run_id"])
+    evaluations = [h for h in history if "trigger" in h]
+    metrics, steps = rows_of(path / "metrics.csv"), rows_of(path / "steps.csv")
+    triggers = [r["trigger"] for r in metrics]
+    assert [h["trigger"] for h in evaluations] == triggers == ["init", "epoch", "budget", "epoch"]
+    assert [h["test/acc"] for h in evaluations] == [float(r["test_acc"]) for r in metrics]
+    assert [h["val/loss"] for h in evaluations] == [float(r["val_loss"]) for r in metrics]
+    assert "train/loss" not in evaluations[0] and evaluations[1]["train/loss"] == float(metrics[1]["train_loss"])
+    assert [h["steps/loss"] for h in history if "steps/loss" in h] == [float(r["loss"]) for r in steps]
+    assert not any(k.startswith("epoch/") for h in history for k in h)
+
+    saved = summary_values(wandb_file)
+    assert saved["status"] == "completed" and saved["final/test_acc"] == summary["final"]["test_acc"]
+    assert all(math.isfinite(v) for v in saved.values() if isinstance(v, float)), saved
+
+
+def test_killed_and_resumed_run_is_one_wandb_run_with_every_row_once(small_cfg, runs_dir, tmp_path):
+    """SIGKILL to the whole job (its W&B service too, as SLURM does) once a checkpoint exists, then the same run
+    again: every offline folder belongs to the one run id, and the rows of metrics.csv and steps.csv each appear
+    exactly once, in order, with W&B steps 0, 1, 2, ..."""
+    overrides = (*WANDB, "epochs=30", "budget_sgd_epochs=[1.5]")
+    cfg = small_cfg(*overrides)
+    path = record_of(cfg)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *SMALL, *overrides, f"runs_dir={runs_dir}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        while not (path / "checkpoint.pt").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.002)
+        time.sleep(0.05)  # a few more rows logged after the checkpoint: the resumed run computes them again
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed = torch.load(path / "checkpoint.pt", weights_only=True)["epoch"]
+    assert json.loads((path / "summary.json").read_text())["status"] == "running" and killed < 30
+
+    summary = run(cfg)
+    assert summary["status"] == "completed"
+    files = offline_runs(path / ".wandb", summary["run_id"])
+    assert len(files) == 2 and {run_record(f).run_id for f in files} == {summary["run_id"]}
+    history = offline_history(path / ".wandb", summary["run_id"])
+    metrics, steps = rows_of(path / "metrics.csv"), rows_of(path / "steps.csv")
+    assert [h["_step"] for h in history] == list(range(len(metrics) + len(steps)))
+    assert [h["step"] for h in history if "trigger" in h] == [int(r["step"]) for r in metrics]
+    assert [h["steps/loss"] for h in history if "steps/loss" in h] == [float(r["loss"]) for r in steps]
+
+
+def test_wandb_mode_env_is_honoured_unless_the_config_says(small_cfg, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = small_cfg(*WANDB, "epochs=1")
+    assert run(cfg)["status"] == "completed"
+    assert not (record_of(cfg) / ".wandb").exists()  # disabled: no run written
+
+    cfg = small_cfg(*WANDB, "epochs=1", "logger.mode=offline", "seed=1")  # an explicit logger.mode wins
+    summary = run(cfg)
+    assert len(offline_runs(record_of(cfg) / ".wandb", summary["run_id"])) == 1
+
+
+def test_unknown_wandb_mode_env_fails_before_any_work(small_cfg, runs_dir, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "cloud")
+    with pytest.raises(ValueError, match="WANDB_MODE='cloud' is unknown; allowed: online, offline, disabled"):
+        run(small_cfg(*WANDB))
+    assert not runs_dir.exists()
