@@ -1,17 +1,23 @@
 """Tables of ``results/`` from the run records under ``runs/`` (issue 6 "Aggregation", issue 7 "equal compute").
 
-    python -m scripts.aggregate --runs runs --out results
+    python -m scripts.aggregate --runs runs --out results [--experiments paper/table1 paper/heatmap ...]
 
-For every experiment ``results/<experiment>/`` gets, as Markdown, CSV and LaTeX:
+Only the experiments asked for are read (issue 10): by default the suite's own, the ``experiment_name`` of every
+file under ``conf/experiment/``; records of any other experiment (an ad-hoc sweep) are counted in ``index.md``
+and never reach a table or a verdict. For every experiment ``results/<experiment>/`` gets, as Markdown, CSV and
+LaTeX:
 - ``table``: one row per group of seeds (dataset, model, optimizer, setting): mean ± sample std (ddof = 1) of the
   final metrics over the completed seeds and n, status counts (diverged / failed runs appear as such), the paper's
   Table 1 value beside ours with ``diff = ours − paper`` (SPEC §3, ``results/paper/table1.csv``) and the cost
   columns (gradient evaluations, training seconds, seconds per epoch);
-- ``equal_compute``: each group's test accuracy at equal epochs next to its accuracy at two fixed budgets of
-  gradient evaluations: (a) SGD's budget for all the epochs and (b) RBO's full budget (SPEC §4);
+- ``equal_compute`` (experiments with at least two optimizers): each group's test accuracy at equal epochs next to
+  its accuracy at two fixed budgets of gradient evaluations, (a) SGD's budget for all the epochs (capped by
+  ``max_sgd_epochs``) and (b) RBO's full budget (SPEC §4): the last evaluation at or below the budget, with the
+  evaluations it had actually spent;
 - ``table1_view``: the same accuracies in the shape of the paper's Table 1, ours beside the paper's;
 - ``heatmap_<dataset>_<model>`` when the experiment runs RBO on a ρ × η grid (SPEC §3).
-Experiments run only on ``mnist_subset``/``synthetic`` are titled "CPU-scale evidence".
+Titles name the evidence tier of the experiment's datasets (``scripts.records.TIER_OF_DATASET``) and every table
+says whether a validation split was held out of the training split.
 Plus ``results/runs.csv`` (one row per run), ``results/index.md`` (what was read and skipped) and
 ``results/claims.md`` (:mod:`scripts.claims`). CSV files hold the numbers; Markdown and LaTeX the formatted table.
 """
@@ -21,16 +27,18 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from scripts.claims import write_claims
 from scripts.records import (
-    CPU_SCALE_DATASETS,
     STATUSES,
+    TIER_OF_DATASET,
+    TIERS,
     Records,
     atomic_write,
     atomic_write_text,
@@ -40,7 +48,9 @@ from scripts.records import (
     pm,
 )
 
-PAPER_TABLE = Path(__file__).resolve().parents[1] / "results" / "paper" / "table1.csv"
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_TABLE = ROOT / "results" / "paper" / "table1.csv"
+EXPERIMENT_CONF = ROOT / "conf" / "experiment"
 # Row order: the paper's Table 1 columns, then RBO's variants and controls beside it, then the tuned baselines.
 OPTIMIZERS = ("sgd", "entropy_sgd", "sam", "rbo", "rbo_radius0", "rbo_gauss_newton", "sgd_k_steps",
               "sgd_effective_lr", "sgd_momentum", "adamw", "asam")
@@ -61,6 +71,17 @@ class Aggregate:
     equal: pd.DataFrame  # equal-compute table, one row per group
     curves: pd.DataFrame  # mean ± std over completed seeds per (group, epoch)
     heatmaps: dict[tuple[str, str, str], pd.DataFrame]  # (experiment, dataset, model) -> rbo groups on a ρ×η grid
+    paper: dict = field(default_factory=dict)  # load_paper(): the paper's Table 1
+
+
+def suite_experiments(conf_dir: str | Path = EXPERIMENT_CONF) -> list[str]:
+    """The ``experiment_name`` of every experiment file under ``conf_dir`` (what the suite's Make targets run)."""
+    names = set()
+    for path in sorted(Path(conf_dir).rglob("*.yaml")):
+        name = (yaml.safe_load(path.read_text()) or {}).get("experiment_name")
+        if name:
+            names.add(str(name))
+    return sorted(names)
 
 
 def _rank(values, order) -> list[int]:
@@ -104,23 +125,33 @@ def _status(counts: pd.Series) -> str:
     return present[0] if len(present) == 1 else ", ".join(f"{counts[s]} {s}" for s in present)
 
 
+def _seeds(runs: pd.DataFrame) -> str:
+    return ",".join(str(int(s)) for s in sorted(runs["seed"].dropna().unique()))
+
+
 def group_table(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """One row per group of seeds; statistics over its completed runs only."""
+    """One row per group of seeds; statistics over its completed runs, with the seeds that diverged or failed."""
     labels = setting_labels(runs)
     rows = []
     for gid, g in runs.groupby("group", sort=False):
         first, done = g.iloc[0], g[g["status"] == "completed"]
         counts = g["status"].value_counts()
-        epochs = first["epochs"]
+        epochs, params = first["epochs"], first["params"]
         row = {
             **{k: first[k] for k in BLOCK + ["optimizer"]}, "setting": labels[gid], "group": gid,
             "epochs": epochs, "n": len(done), "n_runs": len(g),
             **{f"n_{s}": int(counts.get(s, 0)) for s in ("diverged", "failed", "running")},
             "status": _status(counts),
-            "seeds": ",".join(str(int(s)) for s in sorted(g["seed"].dropna().unique())),
+            "seeds": _seeds(g), "diverged_seeds": _seeds(g[g["status"] == "diverged"]),
+            "failed_seeds": _seeds(g[g["status"] == "failed"]),
             "lr": number(first.get("hyper_lr")), "radius": number(first.get("hyper_radius")),
+            "projection": params.get("optimizer.projection"), "proj_steps": number(params.get("optimizer.proj_steps")),
+            "proj_lr": number(params.get("optimizer.proj_lr")), "reference": params.get("optimizer.reference"),
+            "loss_scale": number(params.get("loss_scale", 1.0)), "val_size": number(params.get("dataset.val_size")),
+            "max_sgd_epochs": number(params.get("max_sgd_epochs")),
+            "max_grad_evals": number(params.get("max_grad_evals")),
             "hyper": first["hyper"], "hardware": "; ".join(sorted(set(g["hardware"]))),
-            "cpu_scale": first["dataset"] in CPU_SCALE_DATASETS,
+            "tier": TIER_OF_DATASET.get(first["dataset"]),
         }
         for key in METRICS:
             values = done[f"final_{key}"] * (100.0 if key.endswith("acc") else 1.0)
@@ -152,43 +183,49 @@ def batches_per_epoch(metrics: pd.DataFrame) -> float:
     return float((rows["step"] / rows["epoch"]).median()) if len(rows) else math.nan
 
 
-def at_budget(run: pd.DataFrame, budget: float, sgd_epochs: float) -> tuple[float, float, float]:
-    """(test accuracy %, grad evals, epoch) of one run at a budget of gradient evaluations: the trainer's
-    budget row for ``sgd_epochs`` SGD epochs if it logged one, else its last evaluation within the budget."""
+def at_budget(run: pd.DataFrame, budget: float) -> tuple[float, float, float, float]:
+    """(test accuracy %, validation accuracy %, grad evals spent, epoch) of one run at a budget of gradient
+    evaluations: its last evaluation row (any trigger) at or below the budget, never one beyond it."""
     if math.isnan(budget) or not len(run):
-        return math.nan, math.nan, math.nan
-    run = run.sort_values("grad_evals", kind="stable")
-    hit = run.iloc[0:0]
-    if "budget_sgd_epochs" in run and not math.isnan(sgd_epochs):
-        hit = run[(run["trigger"] == "budget") & np.isclose(run["budget_sgd_epochs"], sgd_epochs, rtol=1e-6)]
-    if not len(hit):
-        hit = run[run["grad_evals"] <= budget * (1 + 1e-9)].iloc[-1:]
-    if not len(hit):
-        return math.nan, math.nan, math.nan
-    row = hit.iloc[0]
-    return float(row["test_acc"]) * 100.0, float(row["grad_evals"]), float(row["epoch"])
+        return math.nan, math.nan, math.nan, math.nan
+    within = run[run["grad_evals"] <= budget * (1 + 1e-9)].sort_values(["grad_evals", "epoch"], kind="stable")
+    if not len(within):
+        return math.nan, math.nan, math.nan, math.nan
+    row = within.iloc[-1]
+    return (float(row["test_acc"]) * 100.0, number(row.get("val_acc")) * 100.0, float(row["grad_evals"]),
+            float(row["epoch"]))
+
+
+def sgd_budget(block: pd.DataFrame, per_epoch: float) -> float:
+    """What SGD spends on the block's training: its longest run (epochs, capped by ``max_sgd_epochs``) × minibatches
+    per epoch, capped by ``max_grad_evals``."""
+    epochs = np.fmin(block["epochs"], block["max_sgd_epochs"]).max() if "max_sgd_epochs" in block else \
+        block["epochs"].max()
+    cap = block["max_grad_evals"].min() if "max_grad_evals" in block else math.nan
+    return float(np.fmin(epochs * per_epoch, cap))
 
 
 def equal_compute_table(groups: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy at equal epochs and at (a) the SGD-at-all-epochs budget = epochs × minibatches per epoch and
-    (b) RBO's full budget = the largest mean gradient-evaluation count of a completed ``rbo`` group, per
-    (experiment, dataset, model). Statistics over completed runs."""
+    """Accuracy at equal epochs and at (a) SGD's budget (:func:`sgd_budget`) and (b) RBO's full budget = the
+    largest mean gradient-evaluation count of a completed ``rbo`` group, per (experiment, dataset, model), each
+    at the last evaluation at or below the budget (:func:`at_budget`). Statistics over completed runs."""
     rows, empty = [], metrics.iloc[0:0]
     per_run = dict(tuple(metrics.groupby("run_id"))) if len(metrics) else {}
     for key, block in groups.groupby(BLOCK, sort=False):
         in_block = (metrics[BLOCK] == pd.Series(key, index=BLOCK)).all(axis=1)
         bpe = batches_per_epoch(metrics[in_block])
-        budgets = {"sgd": block["epochs"].max() * bpe,
+        budgets = {"sgd": sgd_budget(block, bpe),
                    "rbo": block.loc[(block["optimizer"] == "rbo") & (block["n"] > 0), "grad_evals"].max()}
         for g in block.itertuples():
             done = runs.loc[(runs["group"] == g.group) & (runs["status"] == "completed"), ["run_id", "cost_grad_evals"]]
             row = {k: getattr(g, k) for k in BLOCK + ["optimizer", "setting", "group", "n", "epochs",
                                                            "test_acc_mean", "test_acc_std", "grad_evals"]}
             for name, budget in budgets.items():
-                hits = pd.DataFrame([at_budget(per_run.get(r, empty), budget, budget / bpe)
-                                     for r in done["run_id"]], columns=["acc", "evals", "epoch"], dtype=float)
+                hits = pd.DataFrame([at_budget(per_run.get(r, empty), budget) for r in done["run_id"]],
+                                    columns=["acc", "val", "evals", "epoch"], dtype=float)
                 row |= {f"{name}_budget": budget, f"acc_{name}_budget_mean": hits["acc"].mean(),
-                        f"acc_{name}_budget_std": hits["acc"].std(), f"epoch_{name}_budget": hits["epoch"].mean(),
+                        f"acc_{name}_budget_std": hits["acc"].std(), f"acc_{name}_budget_n": int(hits["acc"].count()),
+                        f"val_{name}_budget_mean": hits["val"].mean(), f"epoch_{name}_budget": hits["epoch"].mean(),
                         f"evals_{name}_budget": hits["evals"].mean(),
                         f"reached_{name}_budget": int((done["cost_grad_evals"] >= budget * (1 - 1e-9)).sum())}
             rows.append(row)
@@ -205,13 +242,15 @@ def heatmaps(groups: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
             if g["radius"].nunique() > 1 and g["lr"].nunique() > 1 and not g.duplicated(["radius", "lr"]).any()}
 
 
-def build(runs_dir: str | Path, paper_path: str | Path = PAPER_TABLE) -> Aggregate:
-    records = load_records(runs_dir)
-    groups = group_table(records.runs, load_paper(paper_path)) if len(records.runs) else pd.DataFrame()
+def build(runs_dir: str | Path, paper_path: str | Path = PAPER_TABLE, experiments=None) -> Aggregate:
+    """Everything ``results/`` is made of, from the records of ``experiments`` (default: :func:`suite_experiments`)."""
+    records = load_records(runs_dir).select(suite_experiments() if experiments is None else experiments)
+    paper = load_paper(paper_path)
+    groups = group_table(records.runs, paper) if len(records.runs) else pd.DataFrame()
     empty = not len(groups)
     equal = pd.DataFrame() if empty else equal_compute_table(groups, records.runs, records.metrics)
     curves = pd.DataFrame() if empty or not len(records.metrics) else mean_curves(records.metrics)
-    return Aggregate(records, groups, equal, curves, heatmaps(groups))
+    return Aggregate(records, groups, equal, curves, heatmaps(groups), paper)
 
 
 # ---------------------------------------------------------------- formatting and writing
@@ -242,8 +281,10 @@ def _display_equal(rows: pd.DataFrame) -> pd.DataFrame:
         "acc % @ equal epochs": [pm(m, s) for m, s in zip(rows["test_acc_mean"], rows["test_acc_std"])],
         "grad evals": rows["grad_evals"].map(num),
         "SGD budget": rows["sgd_budget"].map(num), "acc % @ SGD budget": acc("sgd"),
+        "evals @ SGD budget": rows["evals_sgd_budget"].map(num),
         "at epoch": rows["epoch_sgd_budget"].map(lambda v: num(v, ".3g")),
         "RBO budget": rows["rbo_budget"].map(num), "acc % @ RBO budget": acc("rbo"),
+        "evals @ RBO budget": rows["evals_rbo_budget"].map(num),
         "reached RBO budget": [f"{r}/{n}" for r, n in zip(rows["reached_rbo_budget"], rows["n"])],
     })
 
@@ -314,11 +355,32 @@ TABLE_NOTE = ("Generated by `python -m scripts.aggregate` from the run records; 
               "not averaged. `paper %` = arXiv 2505.19527v3 Table 1 (`results/paper/table1.csv`), shown for "
               "groups trained for the paper's 10 epochs; `diff pp` = ours − paper in percentage points. Costs are "
               "means over completed runs: training gradient evaluations, training seconds (excluding evaluation).")
-EQUAL_NOTE = ("Test accuracy at equal epochs and at equal gradient evaluations. SGD budget = epochs × minibatches "
-              "per epoch (what SGD spends on all the epochs); RBO budget = the full budget of the `rbo` runs. The "
-              "accuracy at a budget is the trainer's budget evaluation row when logged (`budget_sgd_epochs`), else "
-              "the last evaluation within the budget (`at epoch` says which); a run that ended below a budget "
-              "reports its final accuracy there (`reached` counts the runs that did reach RBO's budget).")
+EQUAL_NOTE = ("Test accuracy at equal epochs and at equal gradient evaluations. SGD budget = epochs (capped by "
+              "`max_sgd_epochs`) × minibatches per epoch, what SGD spends on the whole run; RBO budget = the full "
+              "budget of the `rbo` runs. The accuracy at a budget is the run's last evaluation at or below it, "
+              "never one beyond it: `evals @ … budget` = the gradient evaluations spent at that evaluation (mean over "
+              "seeds), `at epoch` = when it was taken; a run that ended below a budget reports its final accuracy "
+              "there (`reached` counts the runs that did reach RBO's budget).")
+
+
+def experiment_title(experiment: str, rows: pd.DataFrame) -> str:
+    """The experiment's name and the evidence tier(s) of its datasets (synthetic: not evidence)."""
+    tiers = [t for t in TIERS if t in set(rows["tier"])]
+    if rows["tier"].isna().any():
+        tiers.append("synthetic data, not evidence")
+    return f"{experiment} ({'; '.join(tiers)})"
+
+
+def split_note(rows: pd.DataFrame) -> str:
+    """Which training split the groups trained on (issue 10: the paper trained on the whole split)."""
+    held = sorted({int(v) for v in rows["val_size"].dropna() if v > 0})
+    whole = bool((rows["val_size"] == 0).any())
+    if not held:
+        return "Trained on the whole training split (no validation split), as the paper did." if whole else \
+            "Training split: not recorded."
+    text = (f"A validation split of {' or '.join(f'{v:,}' for v in held)} examples was held out of the training "
+            "split (the paper trained on the whole split, so `diff pp` compares a model trained on fewer images)")
+    return text + ("; some groups trained on the whole split." if whole else ".")
 
 
 def write_results(agg: Aggregate, out_dir: str | Path) -> list[Path]:
@@ -327,11 +389,13 @@ def write_results(agg: Aggregate, out_dir: str | Path) -> list[Path]:
     experiments = agg.groups.groupby("experiment", sort=False) if len(agg.groups) else []
     for experiment, rows in experiments:
         folder = out / experiment
-        name = experiment + (" (CPU-scale evidence)" if rows["cpu_scale"].all() else "")
-        written += write_table(folder / "table", rows, _display_table(rows), f"{name}: final metrics", TABLE_NOTE)
-        eq = agg.equal[agg.equal["experiment"] == experiment]
-        written += write_table(folder / "equal_compute", eq, _display_equal(eq), f"{name}: at equal compute",
-                               EQUAL_NOTE)
+        name, split = experiment_title(experiment, rows), split_note(rows)
+        written += write_table(folder / "table", rows, _display_table(rows), f"{name}: final metrics",
+                               f"{TABLE_NOTE} {split}")
+        if rows["optimizer"].nunique() > 1:  # one optimizer (an RBO-only grid): nothing to compare at equal compute
+            eq = agg.equal[agg.equal["experiment"] == experiment]
+            written += write_table(folder / "equal_compute", eq, _display_equal(eq), f"{name}: at equal compute",
+                                   f"{EQUAL_NOTE} {split}")
         view = paper_view(rows)
         if view is not None:
             written += write_table(folder / "table1_view", view, view, f"{name}: test accuracy % in Table 1's shape",
@@ -342,14 +406,14 @@ def write_results(agg: Aggregate, out_dir: str | Path) -> list[Path]:
                         "train_loss_mean", "train_loss_std"]
                 written += write_table(folder / f"heatmap_{dataset}_{model}", grid[cols], heatmap_cells(grid),
                                        f"{name}: RBO final test accuracy %, {dataset}/{model}, ρ × η",
-                                       "Mean over completed seeds; 'div' = every run diverged.", index=True)
+                                       f"Mean over completed seeds; 'div' = every run diverged. {split}", index=True)
     runs = agg.records.runs.drop(columns=["params"], errors="ignore")
     written.append(atomic_write(out / "runs.csv", lambda tmp: runs.to_csv(tmp, index=False)))
     index = ["# Results index", "", "Generated by `python -m scripts.aggregate`; do not edit.", "", "```",
              agg.records.describe(), "```", ""]
     index += [f"- `{p.relative_to(out)}`" for p in written if p.suffix == ".md"]
     written.append(atomic_write_text(out / "index.md", "\n".join(index) + "\n"))
-    written.append(write_claims(out / "claims.md", agg.groups, agg.curves, agg.heatmaps))
+    written.append(write_claims(out / "claims.md", agg))
     return written
 
 
@@ -359,12 +423,15 @@ def cli(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--runs", default="runs", help="folder of run records (default: runs)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--paper", default=str(PAPER_TABLE), help="the paper's Table 1 as CSV")
+    parser.add_argument("--experiments", nargs="+", metavar="NAME",
+                        help="experiment names to read (default: the experiment_name of every file under "
+                             "conf/experiment/); records of any other experiment are left out")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = cli(__doc__.split("\n\n")[0]).parse_args(argv)
-    agg = build(args.runs, args.paper)
+    agg = build(args.runs, args.paper, args.experiments)
     written = write_results(agg, args.out)
     print(agg.records.describe())
     print(f"{len(agg.groups)} groups of seeds; wrote {len(written)} files under {args.out}/")

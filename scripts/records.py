@@ -24,11 +24,16 @@ from experiments.config import OUTPUT_ONLY_KEYS
 from experiments.records import FINAL_KEYS, atomic_write
 
 STATUSES = ("running", "completed", "diverged", "failed")
+FINISHED_STATUSES = ("completed", "diverged", "failed")  # a result (a diverged or failed run counts, never dropped)
 COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "seconds_per_epoch", "grad_evals_per_step")
 # Config keys that do not change what a run computes (README.md "Run records": run_id), plus the seed, which is what
 # a group of runs is averaged over.
 NOT_IN_GROUP = frozenset({*OUTPUT_ONLY_KEYS, "seed"})
-CPU_SCALE_DATASETS = ("mnist_subset", "synthetic")
+# Evidence tiers by dataset, strongest first (issue 10, issue 14); a dataset not listed (synthetic) is never evidence.
+PAPER_SCALE, REAL_DATA, CPU_SCALE = "paper scale", "real data, full size, not in the paper", "CPU-scale subset"
+TIERS = (PAPER_SCALE, REAL_DATA, CPU_SCALE)
+TIER_OF_DATASET = {"mnist": PAPER_SCALE, "cifar10": PAPER_SCALE, "cifar100": PAPER_SCALE,
+                   "fashion_mnist": REAL_DATA, "mnist_subset": CPU_SCALE}
 RECORD_FILES = ("summary.json", "config.yaml", "metrics.csv", "checkpoint.pt")
 IDENTITY = ("run_id", "experiment", "group", "optimizer", "dataset", "model", "seed", "status")  # per metrics row
 
@@ -46,9 +51,19 @@ class Records:
     runs: pd.DataFrame  # one row per run
     metrics: pd.DataFrame  # one row per evaluation point of a run
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (record folder, reason)
+    left_out: dict[str, int] = field(default_factory=dict)  # experiment not asked for -> its number of records
+
+    def select(self, experiments) -> Records:
+        """Only the records of ``experiments``; the others are counted in ``left_out``, never read into a table."""
+        wanted = set(experiments)
+        keep = self.runs["experiment"].isin(wanted) if len(self.runs) else pd.Series(dtype=bool)
+        left = self.runs.loc[~keep, "experiment"].value_counts().to_dict() if len(self.runs) else {}
+        metrics = self.metrics[self.metrics["experiment"].isin(wanted)] if len(self.metrics) else self.metrics
+        return Records(self.runs[keep].reset_index(drop=True), metrics.reset_index(drop=True), self.skipped,
+                       {**self.left_out, **left})
 
     def describe(self) -> str:
-        """Human-readable account of what was read and what was skipped."""
+        """Human-readable account of what was read, what was skipped and what was left out."""
         counts = self.runs["status"].value_counts() if len(self.runs) else pd.Series(dtype=int)
         by_status = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s, 0))
         lines = [
@@ -57,6 +72,9 @@ class Records:
             f"{len(self.metrics)} evaluation rows; skipped {len(self.skipped)} unreadable or incomplete records"
         ]
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        if self.left_out:
+            lines.append(f"left out {sum(self.left_out.values())} records of experiments not asked for: "
+                         + ", ".join(f"{name} ({n})" for name, n in sorted(self.left_out.items())))
         return "\n".join(lines)
 
 

@@ -10,29 +10,39 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import aggregate
+from scripts import aggregate, claims
 from scripts.records import RecordWarning, load_records
 
 RBO_HYPER = {"lr": 1.0, "radius": 2.0, "proj_steps": 100, "proj_lr": 0.001, "projection": "gd", "proj_tol": None}
 OUTPUT_ONLY = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device")
 
 
+@pytest.fixture(autouse=True)
+def no_ironing_demo(monkeypatch):
+    """The ironing row's ablation (a 1-D demo run, tens of seconds) stubbed: these tests are about run records."""
+    monkeypatch.setattr(claims, "ironing_result", lambda: None)
+
+
 def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnist", model="mlp", seed=0,
               status="completed", epochs=10, final_acc=0.9, final_loss=0.5, hyper=None, evals_per_step=1,
-              steps_per_epoch=10, seconds_per_epoch=2.0, budget_rows=(), diverged_at=None, hardware="test CPU"):
+              steps_per_epoch=10, seconds_per_epoch=2.0, budget_rows=(), diverged_at=None, hardware="test CPU",
+              final_val=0.5, val_size=5000, config=None):
     """Write one run record exactly as the trainer does: config.yaml, metrics.csv, summary.json.
 
-    Curves: test accuracy rises linearly from 0.1 to ``final_acc``, training loss falls geometrically from 2 to
-    ``final_loss``. ``budget_rows`` = [(budget_sgd_epochs, test_acc), ...] evaluated when the cumulative
-    gradient evaluations cross budget_sgd_epochs × steps_per_epoch. A diverged run stops after ``diverged_at``
-    epochs; a failed one has no metrics beyond init.
+    Curves: test accuracy rises linearly from 0.1 to ``final_acc`` (validation accuracy from 0.1 to ``final_val``,
+    NaN when ``val_size`` = 0), training loss falls geometrically from 2 to ``final_loss``. ``budget_rows`` =
+    [(budget_sgd_epochs, test_acc), ...] evaluated at the first step whose cumulative gradient evaluations reach
+    budget_sgd_epochs × steps_per_epoch (as the trainer does). A diverged run stops after ``diverged_at`` epochs; a
+    failed one has no metrics beyond init. ``config``: top-level keys set on top (loss_scale, max_sgd_epochs...).
     """
     hyper = dict({"lr": 0.01} if hyper is None else hyper)
     config = {"experiment_name": experiment, "seed": seed, "device": "cpu", "precision": "fp32", "epochs": epochs,
-              "batch_size": 256, "loss_scale": 1.0, "max_grad_evals": None, "budget_sgd_epochs": [],
-              "scheduler": "none", "log_every": 10, "runs_dir": str(root), "data_dir": "/data", "progress": False,
-              "optimizer": {"name": optimizer, **hyper}, "dataset": {"name": dataset, "val_size": 5000},
-              "model": {"name": model}, "logger": {"name": "none"}}
+              "batch_size": 256, "loss_scale": 1.0, "max_grad_evals": None, "max_sgd_epochs": None,
+              "budget_sgd_epochs": [], "scheduler": "none", "log_every": 10, "runs_dir": str(root),
+              "data_dir": "/data", "progress": False, "optimizer": {"name": optimizer, **hyper},
+              "dataset": {"name": dataset, "val_size": val_size}, "model": {"name": model},
+              "logger": {"name": "none"}, **(config or {})}
+    val = (lambda e: 0.1 + (final_val - 0.1) * e / epochs) if val_size else (lambda e: math.nan)
     keyed = {k: v for k, v in config.items() if k not in OUTPUT_ONLY}
     run_id = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
     folder = root / experiment / run_id
@@ -47,7 +57,7 @@ def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnis
                      "train_seconds": e * seconds_per_epoch, "lr": hyper["lr"],
                      "train_loss": 2.0 * (final_loss / 2.0) ** (e / epochs) if e else math.nan,
                      "train_acc": final_acc * e / epochs if e else math.nan,
-                     "val_loss": 1.0, "val_acc": 0.5, "test_loss": 1.0,
+                     "val_loss": 1.0, "val_acc": val(e), "test_loss": 1.0,
                      "test_acc": 0.1 + (final_acc - 0.1) * e / epochs, "budget_sgd_epochs": math.nan,
                      "diag_grad_norm": 1.0})
     for k, acc in budget_rows:
@@ -58,8 +68,8 @@ def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnis
     pd.DataFrame(rows).sort_values(["grad_evals", "epoch"]).to_csv(folder / "metrics.csv", index=False)
 
     done = status == "completed"
-    final = {"train_loss": final_loss, "train_acc": final_acc, "val_loss": 1.0, "val_acc": 0.5,
-             "test_loss": 1.0, "test_acc": final_acc} if done else None
+    final = {"train_loss": final_loss, "train_acc": final_acc, "val_loss": 1.0,
+             "val_acc": val(epochs) if val_size else None, "test_loss": 1.0, "test_acc": final_acc} if done else None
     grad_evals = last * steps_per_epoch * evals_per_step
     summary = {
         "run_id": run_id, "experiment": experiment, "status": status, "epochs": epochs, "epochs_completed": last,
@@ -149,13 +159,14 @@ def test_group_statistics_status_and_paper_column(table1):
     assert sam["test_acc_mean"] == pytest.approx(96.0) and math.isnan(sam["test_acc_std"])
 
 
-def test_equal_compute_picks_budget_rows_then_last_row_within_budget(tmp_path, table1):
+def test_equal_compute_takes_the_last_evaluation_at_or_below_the_budget(tmp_path, table1):
     eq = table1.equal
     sgd, rbo = row(eq, "sgd"), row(eq, "rbo")
     assert sgd["sgd_budget"] == 100 and sgd["rbo_budget"] == 10_000
     assert sgd["acc_sgd_budget_mean"] == pytest.approx(92.0) and sgd["epoch_sgd_budget"] == 10
+    # RBO's budget row after one step of 100 evaluations lands exactly on the budget of 100
     assert rbo["acc_sgd_budget_mean"] == pytest.approx(32.0) and rbo["acc_sgd_budget_std"] == pytest.approx(2.0)
-    assert rbo["epoch_sgd_budget"] == pytest.approx(0.1)
+    assert rbo["epoch_sgd_budget"] == pytest.approx(0.1) and rbo["evals_sgd_budget"] == 100
     assert rbo["acc_rbo_budget_mean"] == pytest.approx(97.5) and rbo["reached_rbo_budget"] == 3
     assert sgd["acc_rbo_budget_mean"] == pytest.approx(92.0) and sgd["reached_rbo_budget"] == 0
     # without the trainer's budget rows: the last evaluation within 100 evaluations is RBO's init row
@@ -164,6 +175,63 @@ def test_equal_compute_picks_budget_rows_then_last_row_within_budget(tmp_path, t
     with pytest.warns(RecordWarning):
         rbo = row(aggregate.build(runs).equal, "rbo")
     assert rbo["acc_sgd_budget_mean"] == pytest.approx(10.0) and rbo["epoch_sgd_budget"] == 0
+
+
+def test_equal_compute_never_takes_a_row_beyond_the_budget(tmp_path):
+    """SGD's budget is 2 epochs × 10 batches = 20 evaluations; RBO's budget row comes after its first step, at
+    100: beyond the budget, so RBO's accuracy there is its init row's, and the table shows 0 evaluations spent."""
+    for seed in range(3):
+        write_run(tmp_path, optimizer="sgd", seed=seed, epochs=2, final_acc=0.5)
+        write_run(tmp_path, optimizer="rbo", seed=seed, epochs=2, final_acc=0.8, hyper=RBO_HYPER, evals_per_step=100,
+                  budget_rows=[(2, 0.7)])
+    agg = aggregate.build(tmp_path)
+    rbo = row(agg.equal, "rbo")
+    assert rbo["sgd_budget"] == 20 and rbo["evals_sgd_budget"] == 0 and rbo["acc_sgd_budget_mean"] == pytest.approx(10)
+    aggregate.write_results(agg, tmp_path / "out")
+    shown = pd.read_csv(tmp_path / "out/paper/table1/equal_compute.csv")
+    assert list(shown["evals_sgd_budget"]) == [20, 0]
+    assert "evals @ SGD budget" in (tmp_path / "out/paper/table1/equal_compute.md").read_text()
+
+
+def test_max_sgd_epochs_caps_the_sgd_budget(tmp_path):
+    for optimizer, evals in (("sgd", 1), ("rbo", 10)):
+        write_run(tmp_path, optimizer=optimizer, epochs=100 if optimizer == "sgd" else 1, evals_per_step=evals,
+                  config={"max_sgd_epochs": 10}, hyper=RBO_HYPER if optimizer == "rbo" else None)
+    assert set(aggregate.build(tmp_path).equal["sgd_budget"]) == {100}
+
+
+def test_only_the_experiments_asked_for_are_read(tmp_path, capsys):
+    """An ad-hoc sweep beside paper/table1: left out by default (the suite's experiments), read when named."""
+    write_run(tmp_path, optimizer="sgd")
+    write_run(tmp_path, experiment="sweeps/adhoc", optimizer="rbo", hyper=RBO_HYPER, epochs=3)
+    agg = aggregate.build(tmp_path)
+    assert set(agg.groups["experiment"]) == {"paper/table1"} and set(agg.records.runs["experiment"]) == {"paper/table1"}
+    assert "left out 1 records of experiments not asked for: sweeps/adhoc (1)" in agg.records.describe()
+    assert aggregate.main(["--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--experiments",
+                           "sweeps/adhoc"]) == 0
+    assert "paper/table1 (1)" in capsys.readouterr().out
+    assert (tmp_path / "out/sweeps/adhoc/table.md").exists() and not (tmp_path / "out/paper").exists()
+
+
+def test_suite_experiments_are_the_experiment_names_of_the_conf_files():
+    names = aggregate.suite_experiments()
+    assert {"paper/table1", "paper/heatmap", "quick/table1", "review/tuned"} <= set(names)
+    assert "review/controls" not in names and "review/tuned_adamw" not in names  # they record as other experiments
+    assert names == sorted(set(names))
+
+
+def test_tables_name_the_tier_and_the_training_split(tmp_path):
+    write_run(tmp_path, optimizer="sgd", dataset="fashion_mnist", experiment="fashion/table1", val_size=0)
+    write_run(tmp_path, optimizer="rbo", dataset="fashion_mnist", experiment="fashion/table1", val_size=0,
+              hyper=RBO_HYPER)
+    write_run(tmp_path, optimizer="sgd", dataset="mnist_subset", experiment="quick/table1", val_size=1000)
+    aggregate.write_results(aggregate.build(tmp_path, experiments=["fashion/table1", "quick/table1"]), tmp_path / "o")
+    fashion = (tmp_path / "o/fashion/table1/table.md").read_text()
+    assert fashion.startswith("# fashion/table1 (real data, full size, not in the paper)")
+    assert "Trained on the whole training split" in fashion
+    quick = (tmp_path / "o/quick/table1/table.md").read_text()
+    assert quick.startswith("# quick/table1 (CPU-scale subset)") and "validation split of 1,000 examples" in quick
+    assert not (tmp_path / "o/quick/table1/equal_compute.md").exists()  # one optimizer: nothing to compare
 
 
 def test_cli_writes_markdown_csv_latex_and_index(tmp_path, capsys):
@@ -214,3 +282,4 @@ def test_heatmap_table_marks_diverged_cells(tmp_path):
     assert cells.loc["ρ=2", "η=10"] == "div" and cells.loc["ρ=1", "η=1"] == "91.10"
     aggregate.write_results(agg, out)
     assert "div" in (out / "paper/heatmap/heatmap_mnist_mlp.md").read_text()
+    assert not (out / "paper/heatmap/equal_compute.md").exists()  # RBO only: no comparison table
