@@ -220,6 +220,8 @@ def lead(block: pd.DataFrame, name: str, leader: str, rivals, of=stat, require_a
     """Is ``leader`` (its selected setting) ahead of every rival beyond noise: 'lead', 'behind' (some rival ahead),
     'tie', or None when the comparison cannot be made. With ``require_all=False`` a loss to the rivals present is a
     result even when another rival is missing."""
+    if not len(block):
+        return None, f"{name}: not compared (no runs of this row)", []
     picks, notes = {}, []
     for optimizer in (leader, *rivals):
         row, note = select(block, optimizer)
@@ -672,10 +674,10 @@ def make_claims() -> list[Claim]:
         Claim("The radius matters: on the ρ–η heat map the best region (1 ≤ ρ ≤ 5) beats the smallest ρ",
               f"Per η column of RBO's ρ × η grid where something trained (a completed cell with final loss ≤ "
               f"{TRAINED_LOSS} × ln(classes); other columns are left out): each cell with 1 ≤ ρ ≤ 5 against the "
-              f"column's smallest ρ (< 1), {noise}, {seeds} per cell. A column supports the claim when most of its "
-              f"region cells are ahead and none is behind. Supported when a majority of the columns compared "
-              f"support it; inconclusive when no column can be compared.",
-              f"region ahead of smallest ρ {noise} in most trained η columns; {seeds} per cell",
+              f"column's smallest ρ (< 1), {noise}, n ≥ {MIN_SEEDS} seeds per cell. A column supports the claim "
+              f"when most of its region cells are ahead and none is behind. Supported when a majority of the "
+              f"columns compared support it; inconclusive when no column can be compared.",
+              f"region ahead of smallest ρ {noise} in most trained η columns; n ≥ {MIN_SEEDS} seeds per cell",
               HEATMAP, radius_heatmap),
         Claim("The radius matters: RBO against the same RBO with ρ = 0 (control `rbo_radius0`)",
               f"Pairs of `rbo` and `rbo_radius0` groups of the same row with identical hyperparameters except ρ, "
@@ -789,7 +791,8 @@ def render(claims: list[Claim], groups: pd.DataFrame) -> str:
         out.append(f"| {i} | {claim.title} | {claim.verdict} | {claim.short_rule} | {evidence} | {runs} | "
                    f"{_commands(claim)} |")
     for i, claim in enumerate(claims, 1):
-        own = " ".join(item.rule for item in claim.items if item.rule)
+        own = " ".join(item.rule for item in claim.items if item.rule) or \
+            ("(not available yet)" if claim.evaluate is ironing else "")
         out += ["", f"## {i}. {claim.title}", "", f"**Verdict:** {claim.verdict}", "",
                 f"**Rule:** {claim.rule}{' ' + own if own else ''}", "",
                 f"**Experiments read:** {', '.join(f'`{e}`' for e in claim.experiments)}", "",
