@@ -79,6 +79,51 @@ def test_two_langevin_steps_equal_the_formula_per_param_group():
         torch.testing.assert_close(p.detach(), e, atol=1e-6, rtol=0)
 
 
+def test_two_outer_steps_with_scoping_equal_the_formula():
+    """γ_t = γ₀(1 + γ₁)^t in both places it enters: the Langevin coupling γ(x − x′) (seen from the second
+    Langevin step on) and the outer gradient γ(x − μ)."""
+    lr, gamma0, scoping, eta, alpha = 0.7, 0.5, 1.0, 0.1, 0.6
+    model = make_net()
+
+    def outer_step(x, gamma):
+        x1 = [v - eta * g for v, g in zip(x, grads(model, x))]
+        mu = [(1 - alpha) * v + alpha * v1 for v, v1 in zip(x, x1)]
+        x2 = [v1 - eta * (g - gamma * (v - v1)) for v, v1, g in zip(x, x1, grads(model, x1))]
+        mu = [(1 - alpha) * u + alpha * v2 for u, v2 in zip(mu, x2)]
+        return [v - lr * gamma * (v - u) for v, u in zip(x, mu)]
+
+    x = [p.detach().clone() for p in model.parameters()]
+    expected = outer_step(outer_step(x, gamma0), gamma0 * (1 + scoping))
+    opt = EntropySGD(model.parameters(), lr=lr, L=2, gamma=gamma0, scoping=scoping, langevin_lr=eta, noise=0.0,
+                     alpha=alpha)
+    closure = make_closure(model)
+    opt.step(closure)
+    opt.step(closure)
+    for p, e in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.detach(), e, atol=1e-12, rtol=0)
+    assert opt.diagnostics["gamma"] == gamma0 * (1 + scoping)
+
+
+@pytest.mark.parametrize("eta", [0.04, 0.5])
+def test_langevin_noise_has_variance_eta_times_noise_squared(eta):
+    """On a flat loss with L = 1: x′ = x + √η′·ε·ξ, μ = (1 − α)x + αx′, so the step is lr·γ·α·√η′·ε·ξ and its
+    variance per coordinate (lr·γ·α)²·η′·ε² (SPEC §2)."""
+    lr, gamma, alpha, noise, n = 2.0, 0.5, 0.75, 1e-2, 200_000
+    theta = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+    opt = EntropySGD([theta], lr=lr, L=1, gamma=gamma, langevin_lr=eta, noise=noise, alpha=alpha, seed=1)
+
+    def flat():
+        opt.zero_grad()
+        loss = 0.0 * theta.sum()
+        loss.backward()
+        return loss
+
+    opt.step(flat)
+    variance = (theta.detach() / (lr * gamma * alpha)).var().item()
+    assert variance == pytest.approx(eta * noise**2, rel=0.02)  # the estimate's own error: √(2/n) = 0.3 %
+    assert theta.detach().mean().abs().item() < 5 * math.sqrt(variance / n) * lr * gamma * alpha
+
+
 def test_scoping_counter_survives_a_state_dict_round_trip():
     gamma, scoping, n = 0.1, 0.5, 3
     model = make_net()
