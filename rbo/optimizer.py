@@ -61,7 +61,8 @@ class RBO(Optimizer):
     included), ``grad_norm`` (‖g‖ at θ), ``step_norm`` (‖θ_new − θ‖), ``effective_step``
     (‖θ_new − θ‖ / (η‖g‖) with the first group's η; defined as 0 when ‖g‖ = 0), ``proj_residual`` (‖v‖),
     ``centre_distance`` (distance from (x, f(x)) to the rolled centre (θ̃, ỹ)) and ``contact_gap``
-    (centre_distance − ρ: 0 when the ball touches the graph there, > 0 when it has lost contact). For gd these
+    (centre_distance − ρ: 0 when the ball touches the graph there, > 0 when it has lost contact, < 0 when the
+    graph cuts into the ball, e.g. where the curvature exceeds 1/ρ). For gd these
     three describe the last evaluated iterate; for gauss_newton and newton the returned point. Newton adds
     ``hessian_vector_products`` and ``negative_curvature`` (CG directions with dᵀHd ≤ 0: the projection problem
     was indefinite). :meth:`measure_contact` measures the residual and distance at the returned point itself.

@@ -150,12 +150,15 @@ def test_evaluations_count_every_hessian_vector_product(monkeypatch):
         assert evals <= cap
 
 
-@pytest.mark.parametrize("projection, cap", [("newton", 5), ("newton", 9), ("newton", 200),
-                                             ("gauss_newton", 2), ("gauss_newton", 3), ("gauss_newton", 6)])
-def test_returned_point_is_the_best_evaluated_one(projection, cap):
+# ρ = 3 on a = (1, 4, 9): Gauss–Newton's 3rd, 4th, 6th and 10th trials and Newton's 2nd are rejected, so at
+# these caps the last evaluated point is not the best one; at 200 Newton converges.
+@pytest.mark.parametrize("projection, cap, last_rejected", [
+    ("gauss_newton", 4, True), ("gauss_newton", 5, True), ("gauss_newton", 7, True), ("gauss_newton", 11, True),
+    ("gauss_newton", 6, False), ("newton", 7, True), ("newton", 9, True), ("newton", 200, False)])
+def test_returned_point_is_the_best_evaluated_one(projection, cap, last_rejected):
     """Capped or not, θ_new is a point the closure evaluated, the one closest to the rolled centre, and the
-    diagnostics describe it. ρ = 3 on the quadratic: Gauss–Newton overshoots and halves its steps."""
-    a, theta = np.array([0.5, 1.0, 2.0]), np.array([0.4, -0.3, 0.2])
+    diagnostics describe it."""
+    a, theta = np.array([1.0, 4.0, 9.0]), np.array([0.4, -0.3, 0.2])
     target, y_target = rolled_centre(theta, a, LR, 3.0)
     got, opt, calls = newton_step(theta, a, 3.0, projection=projection, proj_steps=cap, proj_tol=1e-12)
 
@@ -163,11 +166,13 @@ def test_returned_point_is_the_best_evaluated_one(projection, cap):
         return np.linalg.norm(np.append(x - target, 0.5 * x @ (a * x) - y_target))
 
     evaluated = [c.numpy() for c in calls]
+    assert np.array_equal(got, evaluated[-1]) != last_rejected  # the case this row is for
     assert any(np.array_equal(got, x) for x in evaluated)
     assert distance(got) == pytest.approx(min(distance(x) for x in evaluated), rel=1e-12)
     assert float(opt.diagnostics["centre_distance"]) == pytest.approx(distance(got), rel=1e-12)
     residual = np.linalg.norm(projection_gradient(got, a, target, y_target))
     assert float(opt.diagnostics["proj_residual"]) == pytest.approx(residual, rel=1e-9, abs=1e-14)
+    assert int(opt.diagnostics["grad_evals"]) <= cap
 
 
 @pytest.mark.parametrize("projection", ["gauss_newton", "newton"])
