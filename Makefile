@@ -2,6 +2,10 @@
 #   DEVICE=auto|cpu|cuda|cuda:N   where runs train (auto: cuda if available)
 #   LAUNCHER=basic|local|slurm    Hydra launcher: sequential, joblib on this machine, or SLURM via submitit
 #   ARGS='key=value ...'          extra Hydra overrides for every run, e.g. ARGS='data_dir=/data logger.mode=online'
+#   RUNS=runs RESULTS=results     where run records and tables/figures go
+#   MAX_CPU_HOURS=2               a CPU launch estimated above this many hours asks first (no terminal, CI: refused)
+#   YES=1                         launch without asking
+#   EXPERIMENTS='a b'             for `make experiments`: names under conf/experiment
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3.11
@@ -13,24 +17,41 @@ LAUNCHER ?= basic
 ARGS ?=
 RUNS ?= runs
 RESULTS ?= results
+MAX_CPU_HOURS ?= 2
+PLAN_FLAGS ?=
+export YES CI
 TRAIN := $(PY) -m experiments.train device=$(DEVICE) runs_dir=$(RUNS) hydra/launcher=$(LAUNCHER) $(ARGS)
+PLAN := $(PY) -m scripts.plan --device $(DEVICE)
+OVERRIDES = -- runs_dir=$(RUNS) $(ARGS)
 PAPER := paper/table1 paper/heatmap
 REVIEW := review/tuned review/tuned_adamw review/compute_matched review/inner_solver \
-          review/inner_solver_gauss_newton review/loss_scale review/long review/controls
-QUICK := quick/table1 quick/heatmap
+          review/inner_solver_gauss_newton review/inner_solver_newton review/loss_scale review/long review/controls \
+          review/controls_effective_lr
+QUICK := quick/table1 quick/heatmap quick/controls_effective_lr
+FASHION := fashion/table1 fashion/controls_effective_lr fashion/heatmap
+FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr
+REVIEW_CPU := review_cpu/tuned review_cpu/compute_matched review_cpu/inner_solver review_cpu/loss_scale
+# $(call present,LIST): the experiments of LIST that have a conf/experiment file (the others are named and skipped).
+present = $(foreach e,$(1),$(if $(wildcard conf/experiment/$(e).yaml),$(e)))
+absent = $(filter-out $(call present,$(1)),$(1))
+# $(call launch,LIST): `make experiments` on the experiments of LIST that exist.
+launch = $(if $(call absent,$(1)),@echo ">>> skipped (no conf/experiment file yet): $(call absent,$(1))")
 
-# $(call sweep,EXPERIMENT): launch the experiment's multirun unless every one of its runs is finished.
+# $(call sweep,EXPERIMENT): launch its multirun unless every run is finished; a failed sweep does not stop the target.
 define sweep
-	@if $(PY) -m scripts.plan --has-pending $(1) -- runs_dir=$(RUNS) $(ARGS); then \
-		echo ">>> $(1)"; $(TRAIN) experiment=$(1); \
-	else echo ">>> $(1): every run is finished, nothing to launch"; fi
+	@$(PLAN) --has-pending $(1) $(OVERRIDES); rc=$$?; \
+	if [ $$rc = 0 ]; then echo ">>> $(1)"; \
+		$(TRAIN) experiment=$(1) || echo ">>> $(1): some runs did not finish; going on (summary at the end)"; \
+	elif [ $$rc = 1 ]; then echo ">>> $(1): every run is finished, nothing to launch"; \
+	else echo ">>> $(1): could not be planned (above); going on"; fi
 
 endef
 
-.PHONY: help install lint test test-all quick reproduce review plan tables figures bench clean
+.PHONY: help install lint test test-all experiments quick reproduce review fashion fashion-cpu review-cpu plan \
+	tables figures bench clean
 
 help: ## List the targets and their variables
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
 	@grep -hE '^#   ' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
@@ -50,23 +71,38 @@ test: lint ## Ruff, then every test but the slow ones (what CI runs)
 test-all: lint ## Every test, slow ones included
 	$(VENV)/bin/pytest -q
 
-plan: $(STAMP) ## Print every experiment's runs, what is finished, and the cost of the rest on DEVICE
-	$(PY) -m scripts.plan --device $(DEVICE) $(PAPER) $(REVIEW) review/controls_effective_lr $(QUICK) -- runs_dir=$(RUNS) $(ARGS)
+plan: $(STAMP) ## Pre-flight, then every experiment's runs, what is finished, and the cost of the rest on DEVICE
+	$(PLAN) $(call present,$(PAPER) $(REVIEW) $(QUICK) $(FASHION) $(FASHION_CPU) $(REVIEW_CPU)) $(OVERRIDES)
 
-quick: $(STAMP) ## The whole pipeline at CPU scale on the real mnist_subset digits (minutes on 2 cores)
-	$(PY) -m scripts.plan --device $(DEVICE) $(QUICK) quick/controls_effective_lr -- runs_dir=$(RUNS) $(ARGS)
-	$(foreach e,$(QUICK) quick/controls_effective_lr,$(call sweep,$(e)))
-	$(MAKE) --no-print-directory tables figures
+experiments: $(STAMP) ## EXPERIMENTS='a b': pre-flight, plan, ask, each sweep (a failure does not stop the rest), tables, figures, summary
+	$(PLAN) --fetch --confirm --max-cpu-hours $(MAX_CPU_HOURS) $(PLAN_FLAGS) $(EXPERIMENTS) $(OVERRIDES)
+	$(foreach e,$(EXPERIMENTS),$(call sweep,$(e)))
+	@status=0; $(MAKE) --no-print-directory tables figures || status=1; \
+	$(PLAN) --summary $(EXPERIMENTS) $(OVERRIDES) || status=1; exit $$status
 
-reproduce: $(STAMP) ## The paper: Table 1 and the heat map at full scale, then tables and figures into results/
-	$(PY) -m scripts.plan --pending --device $(DEVICE) $(PAPER) -- runs_dir=$(RUNS) $(ARGS)
-	$(foreach e,$(PAPER),$(call sweep,$(e)))
-	$(MAKE) --no-print-directory tables figures
+quick: ## The whole pipeline at CPU scale on the real mnist_subset digits (minutes on 2 cores)
+	$(call launch,$(QUICK))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(QUICK))"
 
-review: $(STAMP) ## What the reviewers asked (tuned, compute-matched, inner solver, loss scale, long, controls)
-	$(PY) -m scripts.plan --device $(DEVICE) $(REVIEW) review/controls_effective_lr -- runs_dir=$(RUNS) $(ARGS)
-	$(foreach e,$(REVIEW) review/controls_effective_lr,$(call sweep,$(e)))
-	$(MAKE) --no-print-directory tables figures
+reproduce: ## The paper: Table 1 and the heat map at full scale, then tables and figures into results/
+	$(call launch,$(PAPER))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(PAPER))" PLAN_FLAGS=--pending
+
+review: ## What the reviewers asked (tuned, compute-matched, inner solver, loss scale, long, controls)
+	$(call launch,$(REVIEW))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(REVIEW))"
+
+fashion: ## Table 1, the effective-lr control and the heat map on Fashion-MNIST
+	$(call launch,$(FASHION))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION))"
+
+fashion-cpu: ## Fashion-MNIST at CPU scale: Table 1, then the effective-lr control
+	$(call launch,$(FASHION_CPU))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION_CPU))"
+
+review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, inner solver, loss scale
+	$(call launch,$(REVIEW_CPU))
+	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(REVIEW_CPU))"
 
 tables: $(STAMP) ## Aggregate every run record under RUNS into results/ tables and results/claims.md
 	$(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS)

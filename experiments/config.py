@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
-OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device")
+OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change")
 
 
 # ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
@@ -37,6 +37,11 @@ class Scheduler(StrEnum):
 class Normalize(StrEnum):
     scale = "scale"  # pixels / 255 (the paper)
     standardize = "standardize"  # then the train split's mean/std
+
+
+class OnChange(StrEnum):  # a rerun of a finished record whose code or data changed (README "Run records")
+    keep = "keep"  # skip it, with a warning
+    rerun = "rerun"  # set the old record aside and train again
 
 
 class WandbMode(StrEnum):
@@ -202,6 +207,7 @@ class Config:
     runs_dir: str = "runs"
     data_dir: str | None = None  # None: $RBO_DATA, else ~/.cache/rbo-bench/data
     progress: bool = True  # tqdm bar per epoch (quiet anyway when not on a terminal)
+    on_change: OnChange = OnChange.keep  # a finished record whose code or data changed: skip with a warning, or rerun
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -102,15 +102,20 @@ def evals_per_step(cfg) -> int:
     return 1
 
 
-def check_optimizer_config(cfg) -> None:
-    """``cfg.name`` is known and ``cfg`` follows that optimizer's schema (else ``ValueError``)."""
+def check_optimizer_config(cfg, *, lr_pending: bool = False) -> None:
+    """Before any data or model (issue 16): ``cfg.name`` is known, ``cfg`` follows that optimizer's schema and
+    every hyperparameter is in range, else a one-line ``ValueError`` naming the key, its value and what is
+    allowed. Every number must be finite; torch's SGD/AdamW keys (which torch checks loosely or not at all)
+    are checked here; the suite's own optimizers then check theirs in their constructors, built on a
+    stand-in parameter. ``lr_pending``: an unresolved ``sgd_effective_lr`` lr (null until its reference
+    runs finish) is accepted (``scripts.plan``)."""
+    import math
+    import re
+
     from omegaconf import OmegaConf
 
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"optimizer.name={cfg.name!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
-    if cfg.lr is None:
-        raise ValueError(f"optimizer.lr=None is not allowed for optimizer.name={cfg.name!r}; allowed: a number > 0"
-                         " (only sgd_effective_lr derives its lr, from completed reference runs)")
     schema = OPTIMIZERS[cfg.name][0]
     found = OmegaConf.get_type(cfg)
     if not (isinstance(found, type) and issubclass(found, schema)):
@@ -118,6 +123,33 @@ def check_optimizer_config(cfg) -> None:
                          f"config follows {getattr(found, '__name__', found)}; select it with optimizer={cfg.name}")
 
 
+    pending = lr_pending and cfg.lr is None and issubclass(schema, SGDEffectiveLRConfig)
+    if cfg.lr is None and not pending:
+        raise ValueError(f"optimizer.lr=None is not allowed for optimizer.name={cfg.name!r}; allowed: a number > 0"
+                         " (only sgd_effective_lr derives its lr, from completed reference runs)")
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for key, value in values.items():
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            raise ValueError(f"optimizer.{key}={value!r} is not allowed; allowed: finite numbers")
+    torch_keys = {  # key: (test, what is allowed)
+        "lr": (lambda v: v is None or v > 0, "a number > 0"),
+        "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+        "nesterov": (lambda v: not v or values.get("momentum", 0) > 0, "false, or true with momentum > 0"),
+        "betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+        "eps": (lambda v: v > 0, "a number > 0"),
+    }
+    for key, (ok, allowed) in torch_keys.items():
+        if key in values and not ok(values[key]):
+            raise ValueError(f"optimizer.{key}={values[key]!r} is not allowed; allowed: {allowed}")
+    if pending:
+        return
+    try:
+        OPTIMIZERS[cfg.name][1](cfg, [nn.Parameter(torch.zeros(1))], 0)
+    except ValueError as err:
+        said = re.fullmatch(r"invalid (\w+)=(.*?): (.*)", str(err))  # rbo.common.check_hyper's wording
+        raise ValueError(f"optimizer.{said[1]}={said[2]} is not allowed; allowed: {said[3]}" if said
+                         else str(err) if str(err).startswith("optimizer.") else f"optimizer: {err}") from None
 def build_optimizer(cfg, model: nn.Module, *, seed: int = 0) -> Optimizer:
     """The optimizer for ``model.parameters()``; ``seed`` seeds optimizer noise (Entropy-SGD)."""
     check_optimizer_config(cfg)

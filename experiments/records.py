@@ -9,14 +9,17 @@ finished (:func:`finished_status`) must stay cheap.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,17 @@ METRICS_COLUMNS = ("epoch", "trigger", "step", "grad_evals", "examples", "train_
 STEPS_COLUMNS = ("step", "epoch", "grad_evals", "loss")
 WALL_CLOCK_COLUMNS = ("train_seconds",)  # the only columns that differ between identical runs
 FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+SOURCE_PACKAGES = ("rbo", "baselines", "experiments")  # the Python source that computes a run's numbers
+RECORD_FILES = ("config.yaml", "metrics.csv", "steps.csv", "summary.json", "checkpoint.pt", ".wandb")
+HEAD_BYTES = 1 << 20  # a data file's fingerprint hashes its first MiB
+
+
+class RecordLocked(RuntimeError):
+    """Another live process trains this record."""
+
+
+class CheckpointMismatch(RuntimeError):
+    """The record's checkpoint belongs to another run_id."""
 
 
 # ---- identity -----------------------------------------------------------------------------------------------
@@ -62,6 +76,99 @@ def finished_status(directory: Path) -> str | None:
     """``completed`` or ``diverged`` if the record says so (such a run is not run again), else None."""
     status = (read_summary(directory) or {}).get("status")
     return status if status in FINISHED else None
+
+
+def source_sha256() -> str:
+    """sha256 of every ``*.py`` file of :data:`SOURCE_PACKAGES` (paths and contents): the code version a skip
+    compares, cheap (no git, works in an installed copy too)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def data_fingerprint(paths: list[Path]) -> dict[str, dict | None]:
+    """Per data file (absolute path): ``size``, ``mtime_ns`` and ``head_sha256`` (sha256 of the first
+    :data:`HEAD_BYTES`); None for a file that is not there. Cheap: no file is read past its first MiB."""
+    found = {}
+    for path in map(Path, paths):
+        try:
+            stat = path.stat()
+            with open(path, "rb") as f:
+                head = hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()
+        except OSError:
+            found[str(path)] = None
+            continue
+        found[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha256": head}
+    return found
+
+
+def identity_changes(summary: dict) -> list[str]:
+    """What differs between a record and this checkout: the code (:func:`source_sha256`) and the data files the
+    run read (:func:`data_fingerprint` of the same paths). Records written before these keys existed: []."""
+    changes = []
+    recorded = summary.get("source_sha256")
+    if recorded is not None and recorded != (current := source_sha256()):
+        changes.append(f"code changed (source sha256 {recorded[:12]} -> {current[:12]}, "
+                       f"recorded commit {summary.get('git_commit')}, now {git_commit()})")
+    files = summary.get("data_fingerprint") or {}
+    now_files = data_fingerprint(list(files))
+    changed = [path for path, stat in files.items() if now_files[path] != stat]
+    if changed:
+        changes.append(f"data changed ({', '.join(changed)}: size, mtime or first MiB differ, or gone)")
+    return changes
+
+
+def skip_decision(directory: Path, on_change: str) -> tuple[bool, str | None]:
+    """``(skip, message)`` for a record: a finished record is skipped unless its code or data changed and
+    ``on_change=rerun``; ``message`` says what is done and why (None: not finished, train)."""
+    summary = read_summary(directory) or {}
+    status = summary.get("status")
+    if status not in FINISHED:
+        return False, None
+    changes = identity_changes(summary)
+    if not changes:
+        return True, f"skip: {directory} {status}"
+    if on_change == "rerun":
+        return False, f"rerun: {directory} {status} ({'; '.join(changes)}); on_change=rerun trains it again"
+    return True, (f"skip: {directory} {status} ({'; '.join(changes)}); kept, as on_change=keep says; "
+                  "on_change=rerun trains it again")
+
+
+def set_aside(directory: Path, files: tuple[str, ...], why: str) -> Path:
+    """Move ``files`` of a record into ``<directory>/.<why>-<time>/`` (hidden: the tables do not read it) so
+    that nothing written earlier is lost; returns that folder."""
+    folder = Path(directory) / f".{why}-{stamp()}"
+    folder.mkdir()
+    for name in files:
+        if (Path(directory) / name).exists():
+            os.replace(Path(directory) / name, folder / name)
+    return folder
+
+
+@contextmanager
+def record_lock(directory: Path) -> Iterator[None]:
+    """Hold ``<directory>/.lock`` (``fcntl.flock``, exclusive) while training: the OS releases it when the
+    process ends, however it ends (kill -9, SLURM requeue). A second process gets :class:`RecordLocked` at once,
+    naming the holder (pid, host, start time, written into the lock file)."""
+    path = Path(directory) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = path.read_text().strip() or "a process that has not written its name yet"
+        os.close(fd)
+        raise RecordLocked(f"{directory} is being trained by {holder}; this launch stops here (the record has "
+                           "one owner; rerun once that process has ended)") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now()}\n".encode())
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)  # releases the lock
 
 
 # ---- atomic writes -------------------------------------------------------------------------------------------
@@ -136,10 +243,43 @@ def load_checkpoint(path: Path, device: Any) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+CHECKPOINT_KEYS = ("run_id", "epoch", "started_at", "counters", "metrics", "steps", "diag_sum", "diag_count",
+                   "model", "optimizer", "scheduler", "rng")
+
+
+def resume_state(directory: Path, run_id: str, device: Any) -> dict | None:
+    """The record's ``checkpoint.pt`` to resume from, or None (none there, or an unreadable one: moved aside to
+    ``checkpoint.pt.corrupt-<time>``, said on stdout, the run restarts from scratch). A readable checkpoint of
+    another run_id raises :class:`CheckpointMismatch` and nothing is touched."""
+    path = Path(directory) / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path, device)
+        if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
+            raise ValueError(f"keys {sorted(state) if isinstance(state, dict) else type(state).__name__}")
+    except Exception as err:  # truncated zip, unpickling, a foreign file: all mean "cannot resume from this"
+        aside = path.with_name(f"checkpoint.pt.corrupt-{stamp()}")
+        os.replace(path, aside)
+        print(f"resume: {path} is unreadable ({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
+              f"moved to {aside.name}, training {directory} from scratch")
+        return None
+    if state["run_id"] != run_id:
+        raise CheckpointMismatch(
+            f"{path} belongs to run_id {state['run_id']}, not {run_id} (the record's folder); refusing to resume "
+            "from it and leaving the record untouched: move the checkpoint back to its own record, or delete it")
+    return state
+
+
 # ---- environment and summary -------------------------------------------------------------------------------
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def stamp() -> str:
+    """The current UTC time for a file name (microseconds: two in one second stay distinct)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def _version(dist: str) -> str | None:
@@ -166,7 +306,7 @@ def git_commit() -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -177,13 +317,14 @@ def _cpu_name() -> str:
 
 
 def environment(device: Any) -> dict:
-    """``versions``, ``git_commit``, ``device`` and ``hardware`` (GPU name, else CPU model and threads)."""
+    """``versions``, ``git_commit`` (``-dirty``: tracked files changed), ``device`` and ``hardware`` (GPU name,
+    else CPU model and threads)."""
     import torch
 
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
-        hardware = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+        hardware = f"{cpu_name()} ({torch.get_num_threads()} threads)"
     return {
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": _version("torchvision"), "rbo_bench": _version("rbo-bench")},

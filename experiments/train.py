@@ -1,8 +1,9 @@
 """Hydra entry point: ``python -m experiments.train optimizer=rbo dataset=cifar10 model=vgg9 seed=0``.
 
 Sweeps: ``python -m experiments.train -m optimizer=sgd,rbo seed=0,1,2 hydra/launcher=joblib``. A config whose
-record already says completed or diverged is skipped before torch is imported or data is loaded; any other
-record (running, failed, absent) is trained, resuming from its last checkpoint.
+record already says completed or diverged is skipped before torch is imported or data is loaded (if the code or
+the data files changed since, the skip says so; ``on_change=rerun`` trains it again: README "Run records"); any
+other record (running, failed, absent) is trained, resuming from its last checkpoint, by one process at a time.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from experiments.controls import resolve_effective_lr
 
 
 def run(cfg: DictConfig) -> dict | None:
-    """Skip a finished record, else train; returns the summary (None when skipped). Relative ``runs_dir`` and
-    ``data_dir`` are taken from the directory the command was started in."""
+    """Skip a finished record (:func:`records.skip_decision`), else train; returns the summary (None when
+    skipped). Relative ``runs_dir`` and ``data_dir`` are taken from the directory the command was started in."""
     cfg.runs_dir = to_absolute_path(cfg.runs_dir)
     if cfg.data_dir is not None:
         cfg.data_dir = to_absolute_path(cfg.data_dir)
     resolve_effective_lr(cfg)
-    path = records.run_dir(records.to_container(cfg))
-    status = records.finished_status(path)
-    if status is not None:
-        print(f"skip: {path} {status}")
+    skip, message = records.skip_decision(records.run_dir(records.to_container(cfg)), cfg.on_change)
+    if skip:
+        print(message)
         return None
     from experiments.trainer import train
 

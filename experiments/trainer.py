@@ -39,6 +39,7 @@ from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
 from experiments.optim import build_optimizer, check_optimizer_config
+from experiments.preflight import PreflightError, dataset_files, missing_datasets
 from experiments.wandb_logger import NullLogger, make_logger, resolve_mode
 from rbo.common import DivergenceError, global_sq_norm
 
@@ -69,12 +70,13 @@ def _check_keys(node: DictConfig, schema: type, prefix: str) -> None:
                          f"{', '.join(prefix + f.name for f in fields(schema))}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Every check that needs no data: names, ranges, keys. ``ValueError`` names the key, value and what is allowed."""
+def validate(cfg: DictConfig, *, lr_pending: bool = False) -> None:
+    """Every check that needs no data: names, ranges, keys. ``ValueError`` names the key, value and what is allowed.
+    ``lr_pending``: accept an ``sgd_effective_lr`` lr not resolved yet (pre-flight of a whole sweep)."""
     _check_keys(cfg, Config, "")
     for group in ("optimizer", "dataset", "model", "logger"):
         _check_keys(cfg[group], OmegaConf.get_type(cfg[group]), f"{group}.")
-    check_optimizer_config(cfg.optimizer)
+    check_optimizer_config(cfg.optimizer, lr_pending=lr_pending)
     _allowed("dataset.name", cfg.dataset.name, DATASETS)
     _allowed("model.name", cfg.model.name, sorted(MODELS))
     _allowed("logger.name", cfg.logger.name, LOGGERS)
@@ -173,13 +175,17 @@ class Trainer:
     """One run: :meth:`run` trains (or resumes) and writes the record; see the module docstring."""
 
     def __init__(self, cfg: DictConfig):
-        validate(cfg)
+        validate(cfg)  # pre-flight for this one job (experiments.preflight): nothing is written if it fails
+        missing, _ = missing_datasets([cfg], fetch=True)
+        if missing:
+            raise PreflightError(" ".join(missing))
         self.cfg = cfg
         self.config = records.to_container(cfg)
         self.run_id = records.run_id(self.config)
         self.dir = records.run_dir(self.config)
         self.device = resolve_device(cfg.device)
-        self.env = records.environment(self.device)
+        self.env = {**records.environment(self.device), "source_sha256": records.source_sha256(),
+                    "data_fingerprint": records.data_fingerprint(dataset_files(cfg))}
         # The run's history: everything a checkpoint carries besides model/optimizer/scheduler/RNG states.
         self.epoch = 0  # full epochs done
         self.counters = {"step": 0, "grad_evals": 0, "diag_evals": 0, "examples": 0, "train_seconds": 0.0}
@@ -196,15 +202,30 @@ class Trainer:
         self._steps_here = 0  # optimizer steps this process ran (the first WARMUP_STEPS are warm-up)
         self._started_here = time.monotonic()  # for the log lines' elapsed time and ETA
 
-    def run(self) -> dict:
+    def run(self) -> dict | None:
         """Train, resume or record the failure; returns the summary (as saved). Divergence is a result
-        (status diverged, returns normally); any other exception is recorded as failed and re-raised."""
+        (status diverged, returns normally); any other exception is recorded as failed and re-raised.
+
+        The record has one owner (:func:`records.record_lock`, held to the end): a second launch of the same
+        run stops at once with :class:`records.RecordLocked`. Once the lock is held the record is looked at
+        again (:func:`records.skip_decision`): finished meanwhile, it is skipped (returns None); finished with
+        other code or data and ``on_change=rerun``, the old record is set aside and the run starts afresh."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        records.write_yaml(self.dir / "config.yaml", self.config)
+        with records.record_lock(self.dir):
+            skip, message = records.skip_decision(self.dir, self.cfg.on_change)
+            if message:
+                print(message)
+            if skip:
+                return None
+            if message:
+                records.set_aside(self.dir, records.RECORD_FILES, "replaced")
+            return self._train_record(self._load_history())
+
+    def _train_record(self, state: dict | None) -> dict:
+        """Resume from ``state`` (or start), train, write the record; see :meth:`run`."""
         summary = None
         self._write_invocation()
         try:
-            state = self._load_history()
             self._write()
             self._start_logger()
             self._setup()
@@ -277,9 +298,11 @@ class Trainer:
         })
 
     def _load_history(self) -> dict | None:
-        """The last checkpoint's history (rows, counters) into this object; returns the checkpoint, if any."""
-        path = self.dir / "checkpoint.pt"
-        state = records.load_checkpoint(path, self.device) if path.is_file() else None
+        """The last checkpoint's history (rows, counters) into this object, then ``config.yaml``; returns the
+        checkpoint, if any (:func:`records.resume_state`: another run's checkpoint raises before anything is
+        written, an unreadable one is set aside and the run starts from scratch)."""
+        state = records.resume_state(self.dir, self.run_id, self.device)
+        records.write_yaml(self.dir / "config.yaml", self.config)
         if state is not None:
             self.epoch, self.started_at, self.counters = state["epoch"], state["started_at"], state["counters"]
             self.metrics, self.steps = state["metrics"], state["steps"]

@@ -109,7 +109,8 @@ def _check_experiment(experiment: str, tmp_path: Path, every_job: bool) -> None:
         assert all(len(job) == len(jobs[0]) for job in jobs)
         file_values = experiment_file_values(experiment)
         assert "experiment_name" in file_values, f"{experiment}: no experiment_name (the record folder)"
-        swept = {o.split("=", 1)[0].lstrip("+~") for o in jobs[0][1:-len(extra)]}
+        assert f"experiment={experiment}" in jobs[0] and jobs[0][-len(extra):] == extra
+        swept = {o.split("=", 1)[0].lstrip("+~") for o in jobs[0][:-len(extra)]} - {"experiment"}
         seen_pairs, run_ids = set(), {}
         for overrides in (jobs if every_job else diagonal(jobs)):
             cfg = compose("config", overrides=overrides)
@@ -202,20 +203,21 @@ def aggregate_and_plot(runs: Path, out: Path, monkeypatch) -> list[set[str]]:
     """``scripts.aggregate`` and ``scripts.plot --skip-ironing`` (their CLI entry points, in this process); returns
     the optimizers drawn in each curves figure."""
     drawn: list[set[str]] = []
-    original = plot.plot_curves
+    original = plot.curves_figure
 
-    def spy(curves, groups, stem, title):
+    def spy(agg, groups, title):
         drawn.append(set(groups["optimizer"]))
-        return original(curves, groups, stem, title)
+        return original(agg, groups, title)
 
-    monkeypatch.setattr(plot, "plot_curves", spy)
+    monkeypatch.setattr(plot, "curves_figure", spy)
     assert aggregate.main(["--runs", str(runs), "--out", str(out)]) == 0
     assert plot.main(["--runs", str(runs), "--out", str(out), "--skip-ironing"]) == 0
     return drawn
 
 
-def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[str, int]) -> None:
-    """Tables (Markdown, CSV, LaTeX) and figures (PNG, PDF) of ``experiment``, holding every run."""
+def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[str, int],
+                   figures: tuple[str, ...] = ("curves_synthetic_mlp", "cost_synthetic_mlp")) -> None:
+    """Tables (Markdown, CSV, LaTeX) and ``figures`` (PNG, PDF) of ``experiment``, holding every run."""
     folder = out / experiment
     for name in ("table", "equal_compute"):
         for ext in ("md", "csv", "tex"):
@@ -225,7 +227,7 @@ def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[s
     runs_csv = [row for row in read_rows(out / "runs.csv") if row["experiment"] == experiment]
     assert {row["run_id"] for row in runs_csv} == run_ids
     assert all(row["status"] == "completed" for row in runs_csv)
-    for stem in ("curves_synthetic_mlp", "cost_synthetic_mlp"):
+    for stem in figures:
         for ext in ("png", "pdf"):
             assert (folder / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
 
@@ -267,7 +269,7 @@ def test_rerun_of_finished_multirun_trains_nothing(tiny):
     skipped = [line for line in output.splitlines() if line.startswith("skip: ")]
     assert sorted(line.split()[1] for line in skipped) == sorted(
         str(tiny["runs"] / "sweeps" / "tiny" / rid) for rid in summaries(tiny["runs"]))
-    assert all(line.endswith(" completed") for line in skipped)
+    assert all(line.split()[2] == "completed" for line in skipped)  # "(code changed ...)" may follow
     assert snapshot(tiny["runs"]) == before
 
     jobs = plan.expand("sweeps/tiny", tiny["common"])
@@ -321,7 +323,38 @@ def test_submitit_local_multirun_end_to_end(tmp_path, monkeypatch):
     assert all(s["status"] == "completed" and s["optimizer"] == "sgd" for s in found.values())
     drawn = aggregate_and_plot(runs, tmp_path / "results", monkeypatch)
     assert {"sgd"} in drawn
-    assert_results(tmp_path / "results", "sweeps/submitit", set(found), {"sgd": 2})
+    assert_results(tmp_path / "results", "sweeps/submitit", set(found), {"sgd": 2},
+                   figures=("curves_synthetic_mlp",))  # one optimizer: no cost bars (scripts.plot.cost_figure)
+
+
+def test_make_target_keeps_going_after_a_failed_job_and_names_it(tmp_path):
+    """``make experiments`` over two experiments: the first has one job that fails at run time (a batch larger
+    than its training split), the second is fine. The other job of the first and the second experiment still
+    finish, tables are built from them, the summary names the failed run and its error file, and make fails."""
+    search = tmp_path / "conf_extra"
+    (search / "experiment" / "sweeps").mkdir(parents=True)
+    bad = TINY.replace("sweeps/tiny", "sweeps/bad").replace("      optimizer: sgd,rbo\n",
+                                                             "      optimizer: sgd\n      batch_size: 128,9999\n")
+    (search / "experiment" / "sweeps" / "bad.yaml").write_text(bad)
+    (search / "experiment" / "sweeps" / "good.yaml").write_text(
+        TINY.replace("sweeps/tiny", "sweeps/good").replace("optimizer: sgd,rbo", "optimizer: sgd"))
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    args = f"hydra.searchpath=[file://{search}] hydra.sweep.dir={tmp_path / 'multirun'}"
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("YES", None)
+    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "experiments",
+                           "EXPERIMENTS=sweeps/bad sweeps/good", f"RUNS={runs}", f"RESULTS={results}", "DEVICE=cpu",
+                           f"ARGS={args}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+                          stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-4000:]
+    found = {(s["experiment"], s["status"]) for s in summaries(runs).values()}
+    assert found == {("sweeps/bad", "completed"), ("sweeps/bad", "failed"), ("sweeps/good", "completed")}, output
+    [failed] = [p for p in runs.glob("sweeps/bad/*/summary.json") if json.loads(p.read_text())["status"] == "failed"]
+    assert ">>> sweeps/bad: some runs did not finish; going on" in output and ">>> sweeps/good" in output
+    assert f"UNFINISHED sweeps/bad: 1 of 2 runs did not finish; 1 failed, errors in {failed}" in output
+    assert "summary: 1 of 2 experiments finished every run" in output
+    assert (results / "sweeps" / "good" / "table.md").is_file()  # tables from what finished
 
 
 # ---- 5. launcher presets --------------------------------------------------------------------------------
@@ -378,16 +411,11 @@ def test_local_preset(monkeypatch):
 def test_plan_cli_passes_overrides_after_double_dash(monkeypatch, capsys, tmp_path):
     """`make` calls `scripts.plan EXPERIMENTS -- OVERRIDES`: the overrides reach every job, not the experiment list."""
     def evaluations(*overrides):
-        monkeypatch.setattr(sys, "argv", ["plan", "--no-timing", "quick/heatmap", "--", f"runs_dir={tmp_path}",
-                                          *overrides])
-        plan.main()
+        assert plan.main(["--no-timing", "quick/heatmap", "--", f"runs_dir={tmp_path}", *overrides]) == 0
         row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| quick/heatmap"))
         return int(row.split("|")[5].replace(",", ""))
     assert evaluations("epochs=2") == 2 * evaluations()
-    monkeypatch.setattr(sys, "argv", ["plan", "--has-pending", "quick/heatmap", "--", f"runs_dir={tmp_path}"])
-    with pytest.raises(SystemExit) as pending:
-        plan.main()
-    assert pending.value.code == 0
+    assert plan.main(["--has-pending", "quick/heatmap", "--", f"runs_dir={tmp_path}"]) == 0
 
 
 @pytest.mark.parametrize("overrides, per_step", [
