@@ -353,10 +353,11 @@ def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
     axes = fig.subplots(1, 2, squeeze=False)
     for ax, (column, label) in zip(axes[0], zip(columns, ("gradient evaluations / step", "seconds / epoch"))):
         values = bars[column].to_numpy(dtype=float)
-        drawn = ax.bar(range(len(values)), values, color=colors, edgecolor="black", linewidth=0.6,
-                       hatch=None)
+        drawn = ax.bar(range(len(values)), values, color=colors, edgecolor="black", linewidth=0.6)
         for bar, role in zip(drawn, roles):
-            bar.set_hatch("//" if role == "control" else None)
+            if role == "control":  # a light grey face under black hatching
+                bar.set_facecolor(0.4 * np.asarray(to_rgb(bar.get_facecolor())) + 0.6)
+                bar.set_hatch("//")
         ax.bar_label(drawn, fmt="%.3g", fontsize="small")
         ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize="small")
         if log_scale_fits(values):
@@ -421,63 +422,63 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
     return written, notes
 
 
-FIXED_FILES = {
-    "claims": "the paper's claims against our runs: verdict, evidence, runs behind it, how to reproduce",
-    "README": "what this folder holds and where each part came from",
-    "runs": "table: one row per run record (status, final metrics, cost, hardware)",
-    "paper/README": "where the paper's numbers come from",
-    "paper/table1": "table: the paper's Table 1 (arXiv 2505.19527v3), copied by hand",
-    "paper/ironing/ironing": "figure: the 1-D ironing demo, RBO against GD (rbo.ironing, SPEC §3)",
+FIXED_FILES = {  # stem under results/ -> (section of the index, what it is)
+    "claims": ("Claims", "the paper's claims against our runs: verdict, evidence, runs behind it, how to reproduce"),
+    "README": ("Other files", "what this folder holds and where each part came from"),
+    "runs": ("Tables", "one row per run record (status, final metrics, cost, hardware)"),
+    "paper/README": ("Other files", "where the paper's numbers come from"),
+    "paper/table1": ("Tables", "the paper's Table 1 (arXiv 2505.19527v3), copied by hand"),
+    "paper/ironing/ironing": ("Figures", "the 1-D ironing demo, RBO against GD (rbo.ironing, SPEC §3)"),
 }
-EXPERIMENT_FILES = {
-    "table": "table: final metrics per optimizer and setting",
-    "equal_compute": "table: test accuracy at equal epochs and at equal gradient evaluations",
-    "table1_view": "table: test accuracy in the shape of the paper's Table 1",
-    "figures/curves": "figure: training loss and test accuracy against epochs",
-    "figures/cost": "figure: gradient evaluations per step and seconds per epoch",
-    "figures/heatmap": "figure: RBO's ρ × η heat map of final test accuracy and training loss",
-    "heatmap": "table: RBO's final test accuracy over ρ × η",
+EXPERIMENT_FILES = {  # name under results/<experiment>/ (then _<dataset>_<model>) -> (section, what it is)
+    "table": ("Tables", "final metrics per optimizer and setting"),
+    "equal_compute": ("Tables", "test accuracy at equal epochs and at equal gradient evaluations"),
+    "table1_view": ("Tables", "test accuracy in the shape of the paper's Table 1"),
+    "figures/curves": ("Figures", "training loss and test accuracy against epochs"),
+    "figures/cost": ("Figures", "gradient evaluations per step and seconds per epoch"),
+    "figures/heatmap": ("Figures", "RBO's ρ × η heat map of final test accuracy and training loss"),
+    "heatmap": ("Tables", "RBO's final test accuracy over ρ × η"),
 }
+INDEX_SECTIONS = ("Claims", "Tables", "Figures", "Other files")
 
 
-def describe(stem: str) -> str:
-    """One line on what ``results/<stem>.*`` is, from its name as the scripts write it."""
+def describe(stem: str, suffixes=()) -> tuple[str, str]:
+    """(section of the index, one line on what it is) for ``results/<stem>.*``, from its name as the scripts
+    write it; a file of another name goes to the figures or other files by its ``suffixes``."""
     if stem in FIXED_FILES:
         return FIXED_FILES[stem]
-    for name, text in EXPERIMENT_FILES.items():
+    for name, (section, text) in EXPERIMENT_FILES.items():
         found = re.fullmatch(rf"(.+)/{name}(?:_(.+))?", stem)
         if found:
             experiment, block = found[1], found[2] or ""
             dataset = next((d for d in sorted(DATASETS, key=len, reverse=True) if block.startswith(f"{d}_")), None)
             where = block_title(experiment, dataset, block.removeprefix(f"{dataset}_")) if dataset else experiment
-            return f"{text}, {where}"
-    return "written by the results scripts"
+            return section, f"{text}, {where}"
+    return ("Figures" if {".png", ".pdf"} & set(suffixes) else "Other files"), "written by the results scripts"
 
 
 def write_index(results_dir: str | Path, records: str | None = None) -> Path:
-    """``results/index.md``: every file under ``results_dir`` (but the index), grouped as claims, tables, figures
-    and other files; one line per table or figure with its formats linked together."""
+    """``results/index.md``: every file under ``results_dir`` (but the index), in sections (claims, tables,
+    figures, other files); one line per table or figure with its formats linked together."""
     root = Path(results_dir)
     stems: dict[str, list[str]] = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.name != "index.md" and not path.name.endswith(".tmp"):
             stems.setdefault(path.relative_to(root).with_suffix("").as_posix(), []).append(path.suffix)
-    sections: dict[str, list[str]] = {"Claims": [], "Tables": [], "Figures": [], "Other files": []}
+    sections: dict[str, list[str]] = {name: [] for name in INDEX_SECTIONS}
     for stem, suffixes in stems.items():
-        suffixes.sort(key=lambda s: (s not in INDEX_FIRST, INDEX_FIRST.index(s) if s in INDEX_FIRST else 0, s))
+        suffixes.sort(key=lambda s: (INDEX_FIRST.index(s) if s in INDEX_FIRST else len(INDEX_FIRST), s))
         first, *more = [f"{stem}{s}" for s in suffixes]
-        text = describe(stem)
+        section, text = describe(stem, suffixes)
         links = f" ({' · '.join(f'[{Path(p).suffix[1:]}]({p})' for p in more)})" if more else ""
-        kind = ("Claims" if stem == "claims" else "Figures" if text.startswith("figure")
-                else "Tables" if text.startswith("table") else "Other files")
-        sections[kind].append(f"- [`{first}`]({first}){links}: {text.split(': ', 1)[-1]}")
+        sections[section].append(f"- [`{first}`]({first}){links}: {text}")
     lines = ["# Results index", "", "Generated by `python -m scripts.plot` (after `python -m scripts.aggregate`) "
              "from the files it finds under `results/`; do not edit.", ""]
     if records:
         lines += ["```", records, "```", ""]
-    for kind, entries in sections.items():
+    for section, entries in sections.items():
         if entries:
-            lines += [f"## {kind}", "", *entries, ""]
+            lines += [f"## {section}", "", *entries, ""]
     return atomic_write_text(root / "index.md", "\n".join(lines))
 
 

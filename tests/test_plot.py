@@ -27,9 +27,7 @@ def block(agg, experiment, dataset="mnist", model="mlp"):
 
 
 def curves(agg, experiment, dataset="mnist"):
-    fig = plot.curves_figure(agg, block(agg, experiment, dataset), plot.block_title(experiment, dataset, "mlp"))
-    FigureCanvasAgg(fig).draw()
-    return fig
+    return plot.curves_figure(agg, block(agg, experiment, dataset), plot.block_title(experiment, dataset, "mlp"))
 
 
 @pytest.fixture
@@ -90,6 +88,7 @@ def test_run_diverged_in_its_first_epoch_is_marked_at_the_top_edge(tmp_path):
 
 def test_one_legend_outside_every_axes(table1):
     fig = curves(table1, "paper/table1")
+    FigureCanvasAgg(fig).draw()  # the constrained layout places the legend
     assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
     box = fig.legends[0].get_window_extent()
     for ax in fig.axes:
@@ -217,7 +216,8 @@ def test_index_lists_every_table_figure_and_claims(tmp_path):
              "paper/ironing/ironing.pdf", "quick/table1/table.md", "quick/table1/table.csv", "quick/table1/table.tex",
              "quick/table1/equal_compute.md", "quick/heatmap/heatmap_mnist_subset_mlp.md",
              "quick/table1/figures/curves_mnist_subset_mlp.png", "quick/table1/figures/curves_mnist_subset_mlp.pdf",
-             "fashion/table1/figures/cost_fashion_mnist_mlp.png", "quick/heatmap/figures/heatmap_mnist_subset_mlp.png"]
+             "fashion/table1/figures/cost_fashion_mnist_mlp.png", "quick/heatmap/figures/heatmap_mnist_subset_mlp.png",
+             "extra/unknown.png"]
     for name in files + ["index.md"]:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text("x")
@@ -225,9 +225,9 @@ def test_index_lists_every_table_figure_and_claims(tmp_path):
     assert all(f"({name})" in index for name in files), [n for n in files if f"({n})" not in index]
     assert "(index.md)" not in index and "read 3 run records" in index
     lines = {line.split("`")[1]: line for line in index.splitlines() if line.startswith("- ")}
-    assert len(lines) == 11  # one line per table or figure, its formats linked on it
+    assert len(lines) == 12  # one line per table or figure, its formats linked on it
     sections = index.split("## ")
-    assert "claims.md" in next(s for s in sections if s.startswith("Claims"))
+    assert "claims against our runs" in next(s for s in sections if s.startswith("Claims"))
     figures = next(s for s in sections if s.startswith("Figures"))
     assert all(f in figures for f in files if f.endswith(".png"))
     assert "CPU-scale" in lines["quick/table1/figures/curves_mnist_subset_mlp.png"]
