@@ -1,4 +1,5 @@
-"""Every optimizer of the suite lowers the loss of one toy classification problem, in float32 and bf16 autocast.
+"""Every optimizer of the suite lowers the loss of one toy classification problem, in float32 and bf16 autocast,
+and gives each parameter group its own learning rate.
 
 The toy problem: 512 points of 4 Gaussian blobs in 10-D (fixed seed), a 10-32-4 MLP, minibatches of 128
 taken in turn; each optimizer gets its own number of steps (RBO pays K evaluations per step) and must end
@@ -67,3 +68,41 @@ def test_lowers_the_loss(name, precision):
     if evals is not None:
         assert float(opt.diagnostics["grad_evals"]) == evals
         assert float(opt.diagnostics["grad_norm"]) > 0
+
+
+SECOND_GROUP_LR = 0.35
+GROUP_FACTORIES = {  # name: build(param groups) -> optimizer; on an affine loss group g moves by −c·lr_g·a_g
+    "sgd": (lambda gs: torch.optim.SGD(gs, lr=0.2), 1.0),
+    "sam": (lambda gs: SAM(gs, torch.optim.SGD, rho=0.05, lr=0.2), 1.0),
+    "asam": (lambda gs: SAM(gs, torch.optim.SGD, rho=0.5, adaptive=True, lr=0.2), 1.0),
+    "entropy_sgd": (lambda gs: EntropySGD(gs, lr=1.0, L=5, gamma=1.0, langevin_lr=0.1, noise=0.0), None),
+    # a converged projection (γ(1 + ‖a‖²) ≤ 0.7, 60 steps): the step is −η·a for every ρ (SPEC §1)
+    "rbo": (lambda gs: rbo_class()(gs, lr=0.5, radius=2.0, proj_steps=60, proj_lr=0.5), 1.0),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUP_FACTORIES))
+def test_each_param_group_takes_its_own_lr(name):
+    """On the affine loss aᵀθ one step moves every coordinate of group g by −c·lr_g·a, with one c for all
+    groups: c = 1 for SGD, SAM and RBO with a converged projection; for Entropy-SGD c = γ(x − μ)/a, the same
+    number for every coordinate when the groups share γ, η′ and α."""
+    build, c = GROUP_FACTORIES[name]
+    gen = torch.Generator().manual_seed(0)
+    slopes = [0.3 * torch.randn(n, generator=gen, dtype=torch.float64) for n in (6, 4)]
+    params = [torch.randn(n, generator=gen, dtype=torch.float64).requires_grad_() for n in (6, 4)]
+    opt = build([{"params": [params[0]]}, {"params": [params[1]], "lr": SECOND_GROUP_LR}])
+    lrs = [group["lr"] for group in opt.param_groups]
+    assert lrs[1] == SECOND_GROUP_LR != lrs[0]
+    before = [p.detach().clone() for p in params]
+
+    def closure(**_):
+        opt.zero_grad()
+        loss = sum((a * p).sum() for a, p in zip(slopes, params))
+        loss.backward()
+        return loss.detach()
+
+    opt.step(closure)
+    scale = torch.cat([(before[i] - params[i].detach()) / (lrs[i] * slopes[i]) for i in range(2)])
+    torch.testing.assert_close(scale, torch.full_like(scale, c if c is not None else scale[0].item()),
+                               rtol=1e-9, atol=0)
+    assert scale[0] > 0
