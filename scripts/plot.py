@@ -175,13 +175,12 @@ def seed_band(rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
     return rows.groupby("epoch", as_index=False).agg(**stats).sort_values("epoch")
 
 
-def collect_series(agg: Aggregate, groups: pd.DataFrame, metrics: tuple[str, ...]) -> list[Series]:
-    """The drawable groups (completed or diverged runs with evaluations) with their evaluation rows."""
+def collect_series(agg: Aggregate, groups: pd.DataFrame, styles: dict, metrics: tuple[str, ...]) -> list[Series]:
+    """The groups with something to draw (completed or diverged runs with evaluations) and their evaluations."""
     m = agg.records.metrics
     m = m[m["group"].isin(groups["group"]) & m["trigger"].isin(EVALUATIONS)]
     m = m.assign(test_acc=m["test_acc"] * 100.0).replace([np.inf, -np.inf], np.nan)
     runs = agg.records.runs.set_index("run_id")
-    styles = series_styles(groups)
     out = []
     for _, g in groups.iterrows():
         rows = m[m["group"] == g["group"]]
@@ -193,14 +192,14 @@ def collect_series(agg: Aggregate, groups: pd.DataFrame, metrics: tuple[str, ...
     return out
 
 
-def _draw(ax, series: Series, x: str, y: str, band: bool) -> None:
+def _draw(ax, series: Series, x: str, y: str) -> None:
     """One group on one panel: mean line and min–max band of the completed seeds, each diverged run as a thin
     line ending in × at its last finite evaluation (at the top edge if it has none, at the epoch it stopped)."""
     line = series.style["line"]
     seeds = series.seeds[series.seeds[f"{y}_mean"].notna()]
     if len(seeds):
         ax.plot(seeds[x], seeds[f"{y}_mean"], **line)
-        if band and seeds["n"].max() > 1:
+        if seeds["n"].max() > 1:
             ax.fill_between(seeds[x], seeds[f"{y}_min"], seeds[f"{y}_max"], color=line["color"], alpha=0.15,
                             linewidth=0)
     for rows, stopped_at in series.diverged:
@@ -239,9 +238,11 @@ def evals_panel_fits(series: list[Series], groups: pd.DataFrame) -> bool:
 
 def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | None:
     """Training loss and test accuracy (columns) against epochs and, where it says something, gradient
-    evaluations (rows); one legend outside the axes. None when no group has a completed or diverged run."""
+    evaluations (rows); one legend outside the axes, naming the groups with nothing to draw. None when no group
+    has a completed or diverged run with evaluations."""
     panels = (("train_loss", "training loss (epoch mean,\nso from epoch 1)"), ("test_acc", "test accuracy (%)"))
-    series = collect_series(agg, groups, tuple(y for y, _ in panels))
+    styles = series_styles(groups)
+    series = collect_series(agg, groups, styles, tuple(y for y, _ in panels))
     if not series:
         return None
     xs = [("epoch", "epoch")]
@@ -253,7 +254,7 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
         for j, (y, y_label) in enumerate(panels):
             ax = axes[i, j]
             for s in series:
-                _draw(ax, s, x, y, band=True)
+                _draw(ax, s, x, y)
             x_values, y_values = _panel_values(series, x, y)
             if log_scale_fits(y_values):
                 log_axis(ax, "y", y_values)
@@ -278,11 +279,10 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
     if any(s.diverged for s in series):
         handles.append(Line2D([], [], marker="x", color="black", linestyle="none", markersize=9, markeredgewidth=2,
                               label="diverged run: where it stopped"))
-    shown = {s.group["group"] for s in series}
-    left_out = groups[~groups["group"].isin(shown)]
-    for _, g in left_out.iterrows():
-        handles.append(Line2D([], [], linestyle="none", label=f"not drawn: {series_styles(groups)[g['group']]['label']}"
-                                                               f" ({g['status']}, no evaluation)"))
+    drawn = {s.group["group"] for s in series}
+    for _, g in groups[~groups["group"].isin(drawn)].iterrows():
+        label = f"not drawn: {styles[g['group']]['label']} ({g['status']})"
+        handles.append(Line2D([], [], linestyle="none", label=label))
     fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
     fig.suptitle(f"{title}\n{seeds_text(ns)}", fontsize="medium")
     return fig
@@ -305,8 +305,8 @@ def heatmap_figure(grid: pd.DataFrame, title: str) -> Figure:
         for r in grid.itertuples():
             values[radii.index(r.radius), lrs.index(r.lr)] = getattr(r, value) if r.n else np.nan
         finite = values[np.isfinite(values)]
-        norm = (LogNorm(finite.min(), finite.max()) if value == "train_loss_mean" and log_scale_fits(finite)
-                else Normalize(*(finite.min(), finite.max()) if len(finite) else (0, 1)))
+        limits = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)  # (0, 1): every cell diverged
+        norm = LogNorm(*limits) if value == "train_loss_mean" and log_scale_fits(finite) else Normalize(*limits)
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto", origin="lower")
         fig.colorbar(image, ax=ax, label=label)
         for r in grid.itertuples():
@@ -323,11 +323,15 @@ def heatmap_figure(grid: pd.DataFrame, title: str) -> Figure:
             red, green, blue = to_rgb(image.cmap(image.norm(values[i, j])))
             ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
             ax.text(j, i, text, ha="center", va="center", fontsize="small", color=ink)
+        filled = {(radii.index(r.radius), lrs.index(r.lr)) for r in grid.itertuples()}
+        for i, j in np.ndindex(values.shape):
+            if (i, j) not in filled:
+                ax.text(j, i, "no run", ha="center", va="center", fontsize="small", color="0.4")
         ax.set_xticks(range(len(lrs)), [f"{v:g}" for v in lrs])
         ax.set_yticks(range(len(radii)), [f"{v:g}" for v in radii])
         ax.set(xlabel="learning rate η", ylabel="radius ρ", title=label)
-    fig.suptitle(f"{title}\nRBO over ρ × η, {seeds_text(grid['n'], 'cell')}; hatched: every run diverged",
-                 fontsize="medium")
+    hatched = "; hatched: every run diverged" if ((grid["n"] == 0) & (grid["n_diverged"] > 0)).any() else ""
+    fig.suptitle(f"{title}\nRBO over ρ × η, {seeds_text(grid['n'], 'cell')}{hatched}", fontsize="medium")
     return fig
 
 
@@ -405,7 +409,7 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
         if len(drawable) > MAX_LINES:
             notes.append(f"{title}: {len(drawable)} settings > {MAX_LINES}, no curves (see the heat map and tables)")
         elif len(agg.records.metrics):
-            fig = curves_figure(agg, drawable, title)
+            fig = curves_figure(agg, groups, title)
         if fig is None and len(drawable) <= MAX_LINES:
             notes.append(f"{title}: no completed or diverged run with evaluations, no curves")
         if fig is not None:

@@ -20,10 +20,9 @@ from scripts.aggregate import build
 
 
 def block(agg, experiment, dataset="mnist", model="mlp"):
-    """The groups of one (experiment, dataset, model) that have something to draw, as plot_all passes them."""
+    """The groups of one (experiment, dataset, model), as plot_all passes them."""
     g = agg.groups
-    g = g[(g["experiment"] == experiment) & (g["dataset"] == dataset) & (g["model"] == model)]
-    return g[(g["n"] > 0) | (g["n_diverged"] > 0)]
+    return g[(g["experiment"] == experiment) & (g["dataset"] == dataset) & (g["model"] == model)]
 
 
 def curves(agg, experiment, dataset="mnist"):
@@ -73,9 +72,10 @@ def test_diverged_run_is_marked_where_it_stopped(table1):
     assert "diverged run: where it stopped" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
-def test_run_diverged_in_its_first_epoch_is_marked_at_the_top_edge(tmp_path):
+def test_run_diverged_in_its_first_epoch_is_marked_at_the_top_edge_and_failed_ones_named(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, experiment="quick/early", optimizer="sgd", epochs=2)
+    write_run(runs, experiment="quick/early", optimizer="sam", epochs=2, status="failed")
     folder = write_run(runs, experiment="quick/early", optimizer="rbo", epochs=2, hyper=RBO_HYPER,
                        status="diverged", diverged_at=0)
     summary = json.loads((folder / "summary.json").read_text())
@@ -84,6 +84,7 @@ def test_run_diverged_in_its_first_epoch_is_marked_at_the_top_edge(tmp_path):
     marks = [line for line in fig.axes[0].lines if line.get_gid() == plot.DIVERGED]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 0.4 and marks[0].get_ydata()[0] == 1.0  # axes top
     assert len([line for line in fig.axes[1].lines if line.get_gid() == plot.DIVERGED]) == 1  # its init point
+    assert "not drawn: SAM (failed)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_one_legend_outside_every_axes(table1):
@@ -173,6 +174,9 @@ def test_heatmap_labels_annotates_cells_and_marks_diverged(tmp_path):
     assert len(marked) == 1 and marked[0].get_xy() == (0.5, 0.5) and marked[0].get_hatch()  # ρ = 2, η = 10
     texts = {(t.get_position(), t.get_text()) for t in acc.texts}
     assert texts == {((0, 0), "91.1"), ((1, 0), "92.0"), ((0, 1), "92.1"), ((1, 1), "diverged")}
+    grid = agg.heatmaps[("paper/heatmap", "mnist", "mlp")]
+    gap = plot.heatmap_figure(grid[~((grid["radius"] == 1.0) & (grid["lr"] == 1.0))], "ρ × η").axes[0]
+    assert ((0, 0), "no run") in {(t.get_position(), t.get_text()) for t in gap.texts}
 
 
 def test_cli_writes_figures_ironing_and_index(tmp_path, monkeypatch, capsys):
