@@ -57,7 +57,7 @@ help: ## List the targets and their variables
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[bench,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its dev extra (once; again only if pyproject.toml changes)

@@ -3,12 +3,13 @@ the user-facing groups, ``hydra.job.name`` from the experiment."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONF, compose_config
+from conftest import CONF, SMALL, compose_config
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
@@ -59,3 +60,20 @@ def test_hydra_job_name_is_the_experiment(experiment, name):
         cfg = compose("config", overrides=[f"experiment={experiment}"] if experiment else [],
                       return_hydra_config=True)
     assert cfg.hydra.job.name == name
+
+
+@pytest.mark.slow
+def test_optuna_preset_runs_three_trials_and_reports_the_best(tmp_path):
+    """hparams_search=baselines_lr on synthetic data: three trials of lr, each an ordinary run record; the sweeper's
+    best is the trial with the highest final val_acc, which experiments.train returned to it."""
+    runs, sweep = tmp_path / "runs", tmp_path / "multirun"
+    subprocess.run([sys.executable, "-m", "experiments.train", "hparams_search=baselines_lr", *SMALL, "optimizer=sgd",
+                    "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=3", f"runs_dir={runs}",
+                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path, check=True, capture_output=True)
+    summaries = [json.loads(p.read_text()) for p in runs.glob("default/*/summary.json")]
+    assert len(summaries) == 3 and all(s["status"] == "completed" for s in summaries)
+    assert all(0.001 <= s["hyper"]["lr"] <= 1.0 for s in summaries) and len({s["hyper"]["lr"] for s in summaries}) == 3
+    best = max(summaries, key=lambda s: s["final"]["val_acc"])
+    result = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert result.best_value == best["final"]["val_acc"]
+    assert result.best_params["optimizer.lr"] == best["hyper"]["lr"]

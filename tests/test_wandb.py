@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import SMALL
 
+import experiments.trainer as trainer
 from experiments import records
 from experiments.train import run
 from experiments.wandb_logger import _records, offline_history, offline_runs
@@ -108,6 +109,37 @@ def test_killed_and_resumed_run_is_one_wandb_run_with_every_row_once(small_cfg, 
     metrics, steps = rows_of(path / "metrics.csv"), rows_of(path / "steps.csv")
     assert [h["_step"] for h in history] == list(range(len(metrics) + len(steps)))
     assert [h["step"] for h in history if "trigger" in h] == [int(r["step"]) for r in metrics]
+    assert [h["steps/loss"] for h in history if "steps/loss" in h] == [float(r["loss"]) for r in steps]
+
+
+def test_failed_and_resumed_run_logs_no_row_twice(small_cfg, monkeypatch):
+    """A run that fails inside epoch 3 has logged rows past its last checkpoint (and its W&B files are complete):
+    the resumed job skips every row the W&B run already holds, the replayed history and the recomputed steps."""
+    call = trainer.Closure.__call__
+    calls = {"n": 0}
+
+    def crash_in_epoch_3(self, advance=False):
+        calls["n"] += 1
+        if calls["n"] > 2 * 3 + 1:  # SGD: one evaluation per step, 3 steps per epoch
+            raise RuntimeError("boom")
+        return call(self, advance)
+
+    monkeypatch.setattr(trainer.Closure, "__call__", crash_in_epoch_3)
+    cfg = small_cfg(*WANDB, "epochs=4")
+    with pytest.raises(RuntimeError, match="boom"):
+        run(cfg)
+    path = record_of(cfg)
+    run_id = json.loads((path / "summary.json").read_text())["run_id"]
+    before = offline_history(path / ".wandb", run_id)
+    checkpoint = torch.load(path / "checkpoint.pt", weights_only=True)
+    assert before[-1]["step"] == 7 and checkpoint["steps"][-1]["step"] == 6  # a row the checkpoint does not hold
+
+    monkeypatch.setattr(trainer.Closure, "__call__", call)
+    assert run(cfg)["status"] == "completed"
+    history = offline_history(path / ".wandb", run_id)
+    metrics, steps = rows_of(path / "metrics.csv"), rows_of(path / "steps.csv")
+    assert history[:len(before)] == before
+    assert [h["_step"] for h in history] == list(range(len(metrics) + len(steps)))
     assert [h["steps/loss"] for h in history if "steps/loss" in h] == [float(r["loss"]) for r in steps]
 
 
