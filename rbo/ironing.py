@@ -234,9 +234,9 @@ def ironing_claim(data: dict | None = None) -> dict:
                 + ", ".join(f"{t:.3g}" for t in final) + " (f " + ", ".join(f"{v:.2f}" for v in f_final) + ")")
 
     start = data["settings"]["start"]
-    lines = [f"start θ = {start:g} (f = {float(wrinkled(start)):.2f}); gradient descent on f stalls at "
+    lines = [f"Start θ = {start:g} (f = {float(wrinkled(start)):.2f}); gradient descent on f stalls at "
              f"θ = {data['gd_final']:.3f}; radii " + ", ".join(f"{r:.3g}" for r in data["radii"]) + "."]
-    lines += [summary(name) for name in runs]
+    lines.append("Per run: " + "; ".join(summary(name) for name in runs) + ".")
     unstable = np.sqrt(max(2 / data["settings"]["proj_lr"] - 1, 0.0))
     lines.append(f"(With the true slope the projection's step γ·(1 + f′²) exceeds 2 wherever |f′| > {unstable:.2g}, "
                  "so those runs are chaotic: their final θ depend on rounding, not whether they iron.)")
