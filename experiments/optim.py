@@ -83,13 +83,15 @@ OPTIMIZERS: dict[str, tuple[type, Builder]] = {
     "entropy_sgd": (EntropySGDConfig, _entropy_sgd),
     "rbo": (RBOConfig, _rbo),
     "rbo_gauss_newton": (RBOConfig, _rbo),
+    "rbo_newton": (RBOConfig, _rbo),
     "rbo_radius0": (RBOConfig, _rbo),
 }
 
 
 def evals_per_step(cfg) -> int:
     """Gradient evaluations one step costs (the trainer counts the real number; this is for planning). An upper
-    bound for a Gauss–Newton projection with a tolerance; Entropy-SGD with fresh batches spends one per batch."""
+    bound for a Gauss–Newton or Newton projection with a tolerance (Newton's cap counts each Hessian-vector
+    product as ``rbo.optimizer.HVP_COST`` evaluations); Entropy-SGD with fresh batches spends one per batch."""
     schema = OPTIMIZERS[cfg.name][0]
     if issubclass(schema, SAMConfig):
         return 2
@@ -121,8 +123,6 @@ def check_optimizer_config(cfg, *, lr_pending: bool = False) -> None:
     if not (isinstance(found, type) and issubclass(found, schema)):
         raise ValueError(f"optimizer.name={cfg.name!r} needs the {schema.__name__} keys, but the optimizer "
                          f"config follows {getattr(found, '__name__', found)}; select it with optimizer={cfg.name}")
-
-
     pending = lr_pending and cfg.lr is None and issubclass(schema, SGDEffectiveLRConfig)
     if cfg.lr is None and not pending:
         raise ValueError(f"optimizer.lr=None is not allowed for optimizer.name={cfg.name!r}; allowed: a number > 0"
@@ -150,6 +150,8 @@ def check_optimizer_config(cfg, *, lr_pending: bool = False) -> None:
         said = re.fullmatch(r"invalid (\w+)=(.*?): (.*)", str(err))  # rbo.common.check_hyper's wording
         raise ValueError(f"optimizer.{said[1]}={said[2]} is not allowed; allowed: {said[3]}" if said
                          else str(err) if str(err).startswith("optimizer.") else f"optimizer: {err}") from None
+
+
 def build_optimizer(cfg, model: nn.Module, *, seed: int = 0) -> Optimizer:
     """The optimizer for ``model.parameters()``; ``seed`` seeds optimizer noise (Entropy-SGD)."""
     check_optimizer_config(cfg)
