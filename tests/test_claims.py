@@ -226,8 +226,9 @@ def test_heatmap_region_beats_the_smallest_radius(tmp_path):
 
 def test_heatmap_larger_radius_uniformly_worse_is_not_supported(tmp_path):
     """Issue 10: ρ changing accuracy is not the claim; a larger ρ that is uniformly worse refutes it. A column
-    where nothing trained (loss at chance) is left out."""
-    write_grid(tmp_path, {(0.1, 1.0): 0.95, (2.0, 1.0): 0.90, (0.1, 10.0): 0.96, (2.0, 10.0): 0.91})
+    where nothing trained (accuracy at chance) is left out; one that trained in a single epoch is kept although its
+    running-mean training loss is still near ln 10."""
+    write_grid(tmp_path, {(0.1, 1.0): 0.95, (2.0, 1.0): 0.90, (0.1, 10.0): 0.96, (2.0, 10.0): 0.91}, loss=2.2)
     write_grid(tmp_path, {(0.1, 0.001): 0.11, (2.0, 0.001): 0.10}, loss=2.30)
     claim = claims_of(tmp_path)[HEATMAP]
     assert claim.verdict == f"{NOT_SUPPORTED} ({PAPER})" and "at 0 of 2 η compared" in claim.primary.summary
@@ -251,6 +252,10 @@ def test_stability_needs_two_seeds_for_a_negative_verdict_and_ignores_eta_100(tm
     claim = claims_of(tmp_path / "far")[STABLE]
     assert claim.verdict == f"{SUPPORTED} ({PAPER})"
     assert any("beyond the paper's η ≤ 50, not in the verdict" in line for line in claim.primary.lines)
+    write_grid(tmp_path / "only100", {(2.0, 1.0): 0.95, (2.0, 100.0): 0.95, (20.0, 1.0): 0.95, (20.0, 100.0): 0.95},
+               seeds=1, diverged={(2.0, 100.0): (0,)})  # the committed quick/heatmap's shape: no η in [10, 50]
+    claim = claims_of(tmp_path / "only100")[STABLE]
+    assert claim.verdict == f"{INCONCLUSIVE} ({PAPER})" and "no RBO group in the paper's range" in claim.primary.summary
 
 
 # ---- the ironing row, claims.md, reproduce hints
