@@ -26,9 +26,10 @@ def config() -> dict:
 def test_run_id_hashes_the_config_without_output_only_keys(config):
     rid = records.run_id(config)
     assert len(rid) == 12 and int(rid, 16) >= 0
-    assert set(OUTPUT_ONLY_KEYS) == {"runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change"}
+    assert set(OUTPUT_ONLY_KEYS) == {"runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change",
+                                     "optimized_metric"}
     moved = {**config, "runs_dir": "/elsewhere", "data_dir": "/data", "progress": False, "log_every": 1,
-             "device": "cuda:1", "logger": {"name": "none"}, "on_change": "rerun"}
+             "device": "cuda:1", "logger": {"name": "none"}, "on_change": "rerun", "optimized_metric": "val_acc"}
     assert records.run_id(moved) == rid
     assert records.run_id(dict(reversed(list(config.items())))) == rid  # key order is irrelevant
     for changed in ({"seed": 1}, {"epochs": 3}, {"loss_scale": 10.0}, {"experiment_name": "other"},
