@@ -12,21 +12,16 @@ The defaults here are neutral; the paper's values and every ``# ASSUMPTION`` (SP
 
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-# conf/: the repository's (a checkout, an editable install), else the copy a wheel ships as experiments/conf
-# (pyproject.toml maps the package experiments.conf to conf/). Hydra's config_path in experiments.train.
-_REPO_CONF = Path(__file__).resolve().parents[1] / "conf"
-CONF_DIR = _REPO_CONF if (_REPO_CONF / "config.yaml").is_file() else Path(__file__).resolve().parent / "conf"
-
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
-OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change",
-                    "optimized_metric")
+OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change")
 
 
 # ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
@@ -49,15 +44,6 @@ class Normalize(StrEnum):
 class OnChange(StrEnum):  # a rerun of a finished record whose code or data changed (README "Run records")
     keep = "keep"  # skip it, with a warning
     rerun = "rerun"  # set the old record aside and train again
-
-
-class Metric(StrEnum):  # a run's final/* values (records.FINAL_KEYS)
-    train_loss = "train_loss"
-    train_acc = "train_acc"
-    val_loss = "val_loss"
-    val_acc = "val_acc"
-    test_loss = "test_loss"
-    test_acc = "test_acc"
 
 
 class WandbMode(StrEnum):
@@ -211,6 +197,10 @@ class Config:
     seed: int = 0  # model init, data order, optimizer noise
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     precision: Precision = Precision.fp32
+    # Departures from fp32 eager PyTorch (issue 13, experiments.fast_path), off by default and in paper/*:
+    cuda_graphs: bool = False  # closure's forward+backward replayed from CUDA graphs (cuda only; same step)
+    tf32: bool = False  # TF32 matmuls and cuDNN convolutions (cuda only); false = strict fp32, convolutions included
+    channels_last: bool = False  # NHWC memory format for the model's 4-d weights (round-off-level changes)
     epochs: int = 10
     batch_size: int = 256
     eval_batch_size: int = 1024  # validation/test batch size (eval mode: numbers equal up to float rounding)
@@ -222,22 +212,8 @@ class Config:
     log_every: int = 50  # steps between steps.csv rows
     runs_dir: str = "runs"
     data_dir: str | None = None  # None: $RBO_DATA, else ~/.cache/rbo-bench/data
-    progress: bool = True  # tqdm bar for the whole run (quiet anyway when not on a terminal)
-    optimized_metric: Metric | None = None  # the final value returned to a Hydra sweeper (conf/hparams_search)
+    progress: bool = True  # tqdm bar per epoch (quiet anyway when not on a terminal)
     on_change: OnChange = OnChange.keep  # a finished record whose code or data changed: skip with a warning, or rerun
-
-
-def objective(cfg, summary: dict | None) -> float | None:
-    """What ``experiments.train.main`` returns to a sweeper (Optuna, conf/hparams_search): the run's final
-    ``optimized_metric``; NaN (a failed trial, never the best) unless the run completed; None without the key. A
-    skipped run (``summary`` None: already finished) is read from its record."""
-    if cfg.optimized_metric is None:
-        return None
-    from experiments import records
-
-    summary = summary or records.read_summary(records.run_dir(records.to_container(cfg)))
-    value = summary["final"][cfg.optimized_metric]
-    return float(value) if summary["status"] == "completed" and value is not None else float("nan")
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -254,6 +230,10 @@ def register_configs() -> None:
     """Store ``base_config`` and, per group, ``schema_<group>_<family>`` at the top level, not in the group (each
     YAML file's defaults list names it: ``- /schema_optimizer_sgd@_here_``)."""
     OmegaConf.register_new_resolver("slug", lambda name: name.replace("/", "-"), replace=True)  # hydra.job.name
+    # hydra/launcher=local_gpu (experiments.fast_path.gpu_for_job, parallel_jobs; torch is imported only when used)
+    fast_path = functools.partial(importlib.import_module, "experiments.fast_path")
+    OmegaConf.register_new_resolver("rbo_gpu", lambda: fast_path().gpu_for_job(), replace=True)
+    OmegaConf.register_new_resolver("rbo_parallel_jobs", lambda: fast_path().parallel_jobs(), replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from experiments import records
+from experiments import fast_path, records
 from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
@@ -84,6 +84,7 @@ def validate(cfg: DictConfig, *, lr_pending: bool = False) -> None:
         resolve_mode(cfg.logger.mode)  # $WANDB_MODE when logger.mode is null
     if not DEVICE_PATTERN.fullmatch(cfg.device):
         raise ValueError(f"device={cfg.device!r} is unknown; allowed: auto, cpu, cuda, cuda:N")
+    fast_path.check_config(cfg)  # cuda_graphs, tf32: CUDA only
     for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
         _at_least(key, cfg[key], 1)
     if cfg.max_grad_evals is not None:
@@ -271,6 +272,7 @@ class Trainer:
         self.model = build_model(cfg.model.name, in_channels=data.in_channels, num_classes=data.num_classes,
                                  image_size=data.image_size, **options).to(self.device)
         self.optimizer = build_optimizer(cfg.optimizer, self.model, seed=cfg.seed)
+        self.graphed_closure = fast_path.install(cfg, self.model, self.optimizer)  # tf32, channels_last, graphs
         self.scheduler = None
         if cfg.scheduler == "cosine":
             steps = len(self.train_loader)
@@ -391,8 +393,7 @@ class Trainer:
         final = summary["final"]
         level = {"completed": logging.INFO, "diverged": logging.WARNING}.get(summary["status"], logging.ERROR)
         log.log(level, "end %s after %.2f epochs: test_acc %s val_acc %s; record %s", summary["status"],
-                summary["epochs_completed"], *(f"{final[k]:.4f}" if final[k] is not None else "n/a"
-                                               for k in ("test_acc", "val_acc")), self.dir)
+                summary["epochs_completed"], final["test_acc"], final["val_acc"], self.dir)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
@@ -523,11 +524,9 @@ class Trainer:
 
 
 def _duration(seconds: float) -> str:
-    """``4.2s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
+    """``42s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
     if not math.isfinite(seconds):
         return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
