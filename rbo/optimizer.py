@@ -66,6 +66,8 @@ class RBO(Optimizer):
     three describe the last evaluated iterate; for gauss_newton and newton the returned point. Newton adds
     ``hessian_vector_products`` and ``negative_curvature`` (CG directions with dᵀHd ≤ 0: the projection problem
     was indefinite). :meth:`measure_contact` measures the residual and distance at the returned point itself.
+    ``self.step_evals`` is ``grad_evals`` as a Python int (no device sync): a trainer that counts closure calls
+    charges it instead, so Newton's Hessian-vector products are paid for.
     """
 
     def __init__(self, params, lr: float, radius: float, proj_steps: int = 100, proj_lr: float = 1e-3,
@@ -122,6 +124,7 @@ class RBO(Optimizer):
                                   f"{float(contact.distance):.4g}); parameters left at their values before this step")
         grad_norm = g_sq.sqrt()
         self._target = (_flat(targets), y_target)
+        self.step_evals = problem.evals  # a Python int: what a trainer charges for this step (HVPs included)
         self.diagnostics = {
             "grad_evals": torch.tensor(problem.evals), "grad_norm": grad_norm, "step_norm": step_norm,
             "effective_step": torch.where(grad_norm > 0, step_norm / (lead["lr"] * grad_norm), 0.0),
