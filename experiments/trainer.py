@@ -112,7 +112,8 @@ def resolve_device(name: str) -> torch.device:
 # ---- the closure -------------------------------------------------------------------------------------------
 
 class Closure:
-    """``closure(advance=False)`` on the current minibatch, for ``optimizer.step`` (protocol: rbo/common.py).
+    """``closure(advance=False, create_graph=False)`` on the current minibatch, for ``optimizer.step``
+    (protocol: rbo/common.py; ``create_graph`` keeps the gradients' graph for Hessian-vector products).
 
     :meth:`next_step` takes the next minibatch of the epoch and marks the coming evaluation as the step's
     first (recorded for the train running means). Evaluations count as ``grad_evals``, or as ``diag_evals``
@@ -145,7 +146,7 @@ class Closure:
         self.first = self._take()
         return self.first
 
-    def __call__(self, advance: bool = False) -> torch.Tensor:
+    def __call__(self, advance: bool = False, create_graph: bool = False) -> torch.Tensor:
         if advance:
             self._take()  # none left: stay on the current minibatch
         x, y = self.batch
@@ -154,7 +155,7 @@ class Closure:
             logits = self.model(x)
         ce = F.cross_entropy(logits.float(), y)
         loss = ce * self.loss_scale if self.loss_scale != 1.0 else ce
-        loss.backward()
+        loss.backward(create_graph=create_graph)
         self.counters["diag_evals" if self.diagnostic else "grad_evals"] += 1
         if self.first and not self.diagnostic:
             self.first = False
@@ -463,8 +464,11 @@ class Trainer:
         bar = self.bar
         self._clock_start()
         while closure.next_step():
-            before = closure.consumed - 1
+            before, evals_before = closure.consumed - 1, self.counters["grad_evals"]
             self.optimizer.step(closure)
+            charged = getattr(self.optimizer, "step_evals", None)  # RBO: Hessian-vector products included
+            if charged is not None:
+                self.counters["grad_evals"] = evals_before + charged
             if self.scheduler is not None:
                 self.scheduler.step()
             self.counters["step"] += 1
