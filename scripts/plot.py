@@ -258,6 +258,8 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
             x_values, y_values = _panel_values(series, x, y)
             if log_scale_fits(y_values):
                 log_axis(ax, "y", y_values)
+            else:
+                ax.ticklabel_format(axis="y", useOffset=False)  # 2.2926, not 0.0006 under a '+2.292'
             if x == "epoch":
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 ax.set_xlim(-0.05 * max(x_values + [1]), 1.05 * max(x_values + [1]))
@@ -366,11 +368,12 @@ def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
         ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize="small")
         if log_scale_fits(values):
             log_axis(ax, "y", values, nonpositive="clip")
+            ax.set_ylim(bottom=values[values > 0].min() / 2)  # the shortest bar visible, its decade labelled
         ax.set(ylabel=label)
         ax.grid(alpha=0.3, axis="y")
     hardware = ", ".join(sorted(set(done["hardware"])))
-    fig.suptitle(f"{title}: cost per optimizer\nmean over completed runs on {hardware}; hatched: controls",
-                 fontsize="medium")
+    hatched = "; hatched: controls" if "control" in roles else ""
+    fig.suptitle(f"{title}: cost per optimizer\nmean over completed runs on {hardware}{hatched}", fontsize="medium")
     return fig
 
 
