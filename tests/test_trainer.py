@@ -419,3 +419,17 @@ def test_wandb_online_without_credentials_fails_instead_of_prompting(small_cfg, 
     with pytest.raises(ValueError, match="logger.mode='online' needs W&B credentials.*offline"):
         run(cfg)
     assert json.loads((record_of(cfg) / "summary.json").read_text())["status"] == "failed"
+
+
+def test_newton_hessian_vector_products_are_charged(small_cfg, tmp_path):
+    """The trainer charges RBO's step_evals: a Newton step's HVPs cost evaluations the closure never sees."""
+    cfg = small_cfg("optimizer=rbo_newton", "optimizer.proj_steps=10", "epochs=1")
+    calls = []
+    original = trainer.Closure.__call__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(trainer.Closure, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+        summary = trainer.train(cfg)
+    assert summary["status"] == "completed"
+    charged = summary["cost"]["grad_evals"]
+    assert charged > len(calls)  # the HVPs are paid for, beyond the closure calls
+    assert charged <= 10 * 3  # 3 steps, never beyond the cap of 10 per step
