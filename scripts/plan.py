@@ -63,10 +63,6 @@ class Job:
     def pending(self) -> bool:
         return self.status not in records.FINISHED
 
-    @property
-    def lr_pending(self) -> bool:
-        return self.record is None
-
 
 # ---- expansion ---------------------------------------------------------------------------------------------
 
@@ -186,7 +182,7 @@ def timing_key(cfg: DictConfig, device) -> str:
     import torch
 
     channels, size, classes, _ = shape(cfg)
-    hardware = records.environment(device)["hardware"] if device.type == "cuda" else \
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{records.cpu_name()} ({torch.get_num_threads()} threads)"
     return json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True), "input": [channels, size, size],
                        "classes": classes, "batch": cfg.batch_size, "precision": str(cfg.precision),
