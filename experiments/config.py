@@ -16,12 +16,19 @@ import functools
 import importlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+# conf/: the repository's (a checkout, an editable install), else the copy a wheel ships as experiments/conf
+# (pyproject.toml maps the package experiments.conf to conf/). Hydra's config_path in experiments.train.
+_REPO_CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = _REPO_CONF if (_REPO_CONF / "config.yaml").is_file() else Path(__file__).resolve().parent / "conf"
+
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
-OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change")
+OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change",
+                    "optimized_metric")
 
 
 # ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
@@ -44,6 +51,15 @@ class Normalize(StrEnum):
 class OnChange(StrEnum):  # a rerun of a finished record whose code or data changed (README "Run records")
     keep = "keep"  # skip it, with a warning
     rerun = "rerun"  # set the old record aside and train again
+
+
+class Metric(StrEnum):  # a run's final/* values (records.FINAL_KEYS)
+    train_loss = "train_loss"
+    train_acc = "train_acc"
+    val_loss = "val_loss"
+    val_acc = "val_acc"
+    test_loss = "test_loss"
+    test_acc = "test_acc"
 
 
 class WandbMode(StrEnum):
@@ -125,13 +141,13 @@ class EntropySGDConfig(SGDConfig):
 
 @dataclass
 class RBOConfig(OptimizerConfig):
-    """rbo.RBO (SPEC §1): ``rbo`` (projection gd), ``rbo_gauss_newton``."""
+    """rbo.RBO (SPEC §1): ``rbo`` (projection gd), ``rbo_gauss_newton``, ``rbo_newton``."""
 
     radius: float = MISSING
-    proj_steps: int = 100
-    proj_lr: float = 1e-3
-    projection: str = "gd"
-    proj_tol: float | None = None
+    proj_steps: int = 100  # K: the evaluation cap per step (newton: each Hessian-vector product costs 2)
+    proj_lr: float = 1e-3  # gamma, gd only
+    projection: str = "gd"  # gd (the authors') | gauss_newton | newton (rbo.optimizer.PROJECTIONS)
+    proj_tol: float | None = None  # relative residual at which gauss_newton / newton stop; gd has none
 
 
 # ---- dataset, model, logger -------------------------------------------------------------------------------
@@ -212,8 +228,22 @@ class Config:
     log_every: int = 50  # steps between steps.csv rows
     runs_dir: str = "runs"
     data_dir: str | None = None  # None: $RBO_DATA, else ~/.cache/rbo-bench/data
-    progress: bool = True  # tqdm bar per epoch (quiet anyway when not on a terminal)
+    progress: bool = True  # tqdm bar for the whole run (quiet anyway when not on a terminal)
+    optimized_metric: Metric | None = None  # the final value returned to a Hydra sweeper (conf/hparams_search)
     on_change: OnChange = OnChange.keep  # a finished record whose code or data changed: skip with a warning, or rerun
+
+
+def objective(cfg, summary: dict | None) -> float | None:
+    """What ``experiments.train.main`` returns to a sweeper (Optuna, conf/hparams_search): the run's final
+    ``optimized_metric``; NaN (a failed trial, never the best) unless the run completed; None without the key. A
+    skipped run (``summary`` None: already finished) is read from its record."""
+    if cfg.optimized_metric is None:
+        return None
+    from experiments import records
+
+    summary = summary or records.read_summary(records.run_dir(records.to_container(cfg)))
+    value = summary["final"][cfg.optimized_metric]
+    return float(value) if summary["status"] == "completed" and value is not None else float("nan")
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
