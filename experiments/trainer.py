@@ -394,7 +394,8 @@ class Trainer:
         final = summary["final"]
         level = {"completed": logging.INFO, "diverged": logging.WARNING}.get(summary["status"], logging.ERROR)
         log.log(level, "end %s after %.2f epochs: test_acc %s val_acc %s; record %s", summary["status"],
-                summary["epochs_completed"], final["test_acc"], final["val_acc"], self.dir)
+                summary["epochs_completed"], *(f"{final[k]:.4f}" if final[k] is not None else "n/a"
+                                               for k in ("test_acc", "val_acc")), self.dir)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
@@ -528,12 +529,14 @@ class Trainer:
 
 
 def _duration(seconds: float) -> str:
-    """``42s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
+    """``4.2s``, ``3m07s``, ``2h05m``; ``?`` when unknown."""
     if not math.isfinite(seconds):
         return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def train(cfg: DictConfig) -> dict:
