@@ -29,7 +29,7 @@ from experiments.models import build_model
 from experiments.optim import build_optimizer
 from experiments.train import run
 from experiments.trainer import validate
-from scripts import aggregate, plan
+from scripts import aggregate, claims, plan
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -199,9 +199,9 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def aggregate_and_plot(runs: Path, out: Path, monkeypatch) -> list[set[str]]:
-    """``scripts.aggregate`` and ``scripts.plot --skip-ironing`` (their CLI entry points, in this process); returns
-    the optimizers drawn in each curves figure."""
+def aggregate_and_plot(runs: Path, out: Path, monkeypatch, experiment: str) -> list[set[str]]:
+    """``scripts.aggregate --experiments <experiment>`` and ``scripts.plot --skip-ironing`` (their CLI entry
+    points, in this process; the ironing claim stubbed); returns the optimizers drawn in each curves figure."""
     drawn: list[set[str]] = []
     original = plot.curves_figure
 
@@ -210,8 +210,10 @@ def aggregate_and_plot(runs: Path, out: Path, monkeypatch) -> list[set[str]]:
         return original(agg, groups, title)
 
     monkeypatch.setattr(plot, "curves_figure", spy)
-    assert aggregate.main(["--runs", str(runs), "--out", str(out)]) == 0
-    assert plot.main(["--runs", str(runs), "--out", str(out), "--skip-ironing"]) == 0
+    monkeypatch.setattr(claims, "ironing_result", lambda: None)
+    scope = ["--runs", str(runs), "--out", str(out), "--experiments", experiment]
+    assert aggregate.main(scope) == 0
+    assert plot.main([*scope, "--skip-ironing"]) == 0
     return drawn
 
 
@@ -254,7 +256,7 @@ def test_joblib_multirun_end_to_end(tiny, tmp_path, monkeypatch):
         assert s["status"] == "completed" and s["experiment"] == "sweeps/tiny" and s["epochs_completed"] == 1.0
         assert s["dataset"] == "synthetic" and s["cost"]["grad_evals"] > 0
     assert all((tiny["root"] / "multirun" / str(i) / ".hydra" / "overrides.yaml").is_file() for i in (0, 1))
-    drawn = aggregate_and_plot(tiny["runs"], tmp_path / "results", monkeypatch)
+    drawn = aggregate_and_plot(tiny["runs"], tmp_path / "results", monkeypatch, "sweeps/tiny")
     assert {"sgd", "rbo"} in drawn
     assert_results(tmp_path / "results", "sweeps/tiny", set(found), {"sgd": 1, "rbo": 1})
 
@@ -321,7 +323,7 @@ def test_submitit_local_multirun_end_to_end(tmp_path, monkeypatch):
     found = summaries(runs)
     assert sorted(s["seed"] for s in found.values()) == [0, 1]
     assert all(s["status"] == "completed" and s["optimizer"] == "sgd" for s in found.values())
-    drawn = aggregate_and_plot(runs, tmp_path / "results", monkeypatch)
+    drawn = aggregate_and_plot(runs, tmp_path / "results", monkeypatch, "sweeps/submitit")
     assert {"sgd"} in drawn
     assert_results(tmp_path / "results", "sweeps/submitit", set(found), {"sgd": 2},
                    figures=("curves_synthetic_mlp",))  # one optimizer: no cost bars (scripts.plot.cost_figure)
