@@ -35,7 +35,8 @@ STEPS_COLUMNS = ("step", "epoch", "grad_evals", "loss")
 WALL_CLOCK_COLUMNS = ("train_seconds",)  # the only columns that differ between identical runs
 FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 SOURCE_PACKAGES = ("rbo", "baselines", "experiments")  # the Python source that computes a run's numbers
-RECORD_FILES = ("config.yaml", "metrics.csv", "steps.csv", "summary.json", "checkpoint.pt", ".wandb")
+RECORD_FILES = ("config.yaml", "metrics.csv", "steps.csv", "summary.json", "checkpoint.pt", "invocations.json",
+                ".wandb")
 HEAD_BYTES = 1 << 20  # a data file's fingerprint hashes its first MiB
 
 
@@ -336,8 +337,8 @@ def build_summary(config: dict, *, status: str, metrics: list[dict], counters: d
                   env: dict, started_at: str, error: str | None = None,
                   diverged_at_epoch: float | None = None, finished_at: str | None = None) -> dict:
     """``summary.json``. ``final`` comes from the last init/epoch row of ``metrics`` (for a diverged run: the
-    last evaluation before the divergence); ``counters`` holds step, grad_evals, diag_evals, examples and
-    train_seconds."""
+    last evaluation before the divergence); ``counters`` holds step, grad_evals, diag_evals, examples,
+    train_seconds and warmup_seconds."""
     rows = [r for r in metrics if r["trigger"] != "budget"]
     last = rows[-1] if rows else {}
     epochs_completed = float(last.get("epoch", 0.0))
@@ -351,6 +352,7 @@ def build_summary(config: dict, *, status: str, metrics: list[dict], counters: d
         "cost": {
             "grad_evals": counters["grad_evals"], "diag_evals": counters["diag_evals"],
             "examples": counters["examples"], "train_seconds": counters["train_seconds"],
+            "warmup_seconds": counters.get("warmup_seconds", 0.0),  # the first steps, kept out of train_seconds
             "seconds_per_epoch": counters["train_seconds"] / epochs_completed if epochs_completed else None,
             "grad_evals_per_step": counters["grad_evals"] / steps if steps else None,
         },

@@ -378,7 +378,7 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             key = "train_seconds" if self._steps_here > WARMUP_STEPS else "warmup_seconds"
-            self.counters[key] = self.counters.get(key, 0.0) + time.perf_counter() - self._t0
+            self.counters[key] = self.counters.get(key, 0.0) + time.perf_counter() - self._t0  # old checkpoints: none
             self._t0 = None
 
     def _log_epoch(self, row: dict) -> None:

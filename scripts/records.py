@@ -25,7 +25,8 @@ from experiments.records import FINAL_KEYS, atomic_write
 
 STATUSES = ("running", "completed", "diverged", "failed")
 FINISHED_STATUSES = ("completed", "diverged", "failed")  # a result (a diverged or failed run counts, never dropped)
-COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "seconds_per_epoch", "grad_evals_per_step")
+COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "warmup_seconds", "seconds_per_epoch",
+             "grad_evals_per_step")
 # Config keys that do not change what a run computes (README.md "Run records": run_id), plus the seed, which is what
 # a group of runs is averaged over.
 NOT_IN_GROUP = frozenset({*OUTPUT_ONLY_KEYS, "seed"})

@@ -39,7 +39,8 @@ def record_of(cfg) -> Path:
 
 def comparable(summary: dict) -> dict:
     """A summary without wall-clock values, timestamps and the code version (other agents edit the tree)."""
-    cost = {k: v for k, v in summary["cost"].items() if k not in ("train_seconds", "seconds_per_epoch")}
+    cost = {k: v for k, v in summary["cost"].items()
+            if k not in ("train_seconds", "warmup_seconds", "seconds_per_epoch")}
     drop = ("cost", "started_at", "finished_at", "git_commit", "source_sha256")
     return {**{k: v for k, v in summary.items() if k not in drop}, "cost": cost}
 
