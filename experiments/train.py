@@ -12,8 +12,8 @@ import hydra
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from experiments import config as _config  # noqa: F401  (registers the structured configs)
 from experiments import records
+from experiments.config import CONF_DIR, objective  # importing it registers the structured configs
 from experiments.controls import resolve_effective_lr
 
 
@@ -33,9 +33,10 @@ def run(cfg: DictConfig) -> dict | None:
     return train(cfg)
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """One job; returns ``optimized_metric`` of the run to a sweeper (Optuna, conf/hparams_search), else None."""
+    return objective(cfg, run(cfg))
 
 
 if __name__ == "__main__":

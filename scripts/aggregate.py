@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from experiments.config import CONF_DIR
 from scripts.claims import write_claims
 from scripts.records import (
     STATUSES,
@@ -51,7 +52,7 @@ from scripts.records import (
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_TABLE = ROOT / "results" / "paper" / "table1.csv"
-EXPERIMENT_CONF = ROOT / "conf" / "experiment"
+EXPERIMENT_CONF = CONF_DIR / "experiment"  # a checkout's conf/, or the copy a wheel ships
 # Row order: the paper's Table 1 columns, then RBO's variants and controls beside it, then the tuned baselines.
 OPTIMIZERS = ("sgd", "entropy_sgd", "sam", "rbo", "rbo_radius0", "rbo_gauss_newton", "sgd_k_steps",
               "sgd_effective_lr", "sgd_momentum", "adamw", "asam")

@@ -24,7 +24,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +31,6 @@ import torch.nn.functional as F
 
 from scripts.bench_optimizers import sync
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 # The trainer-vs-bare recipe: the paper's SGD on the shipped digits, nothing printed, no W&B.
 MNIST_SGD = ("dataset=mnist_subset", "model=mlp", "optimizer=sgd", "optimizer.lr=0.01", "batch_size=256",
              "logger=none", "progress=false")
@@ -43,9 +41,9 @@ def compose(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import experiments.config  # noqa: F401  (registers the structured configs)
+    from experiments.config import CONF_DIR  # importing it registers the structured configs
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides))
 
 

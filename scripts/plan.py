@@ -41,11 +41,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments import config as _config  # noqa: F401  (registers the structured configs)
 from experiments import records
+from experiments.config import CONF_DIR as CONF  # importing it registers the structured configs
 from experiments.controls import resolve_effective_lr
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 TIMING_WARMUP = 2  # passes not timed (allocator, lazy initialisation)
 TIMING_REPEATS = (7, 30)  # timed passes: at least, at most ...
 TIMING_BUDGET_S = 2.0  # ... stopping once this much time was spent past the minimum
