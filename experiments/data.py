@@ -310,6 +310,21 @@ def missing_data(name: str, data_dir: str | Path | None = None, download: bool =
     return _missing_message(name, root, missing, why) if missing else None
 
 
+def data_files(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    """The files :func:`load_dataset` reads for ``name`` (in whichever layout holds them; [] for ``synthetic``
+    or when absent): what a run record fingerprints."""
+    if name == "mnist_subset":
+        return sorted(ASSETS.glob("*.gz"))
+    if name not in _TORCHVISION:
+        return []
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    cls = _TORCHVISION[name][0]
+    if issubclass(cls, datasets.MNIST):
+        return find_idx_files(name, root) or []
+    folder, files = _expected_files(cls, root)
+    return [folder / f for f, _ in files]
+
+
 @contextmanager
 def _socket_timeout(seconds: float) -> Iterator[None]:
     old = socket.getdefaulttimeout()

@@ -21,17 +21,7 @@ class PreflightError(ValueError):
 
 def dataset_files(cfg: DictConfig) -> list[Path]:
     """The data files the run reads (the record's ``data_fingerprint``); [] for ``synthetic``."""
-    name = cfg.dataset.name
-    root = Path(cfg.data_dir) if cfg.data_dir is not None else data.default_data_dir()
-    if name == "mnist_subset":
-        return sorted(data.ASSETS.glob("*.gz"))
-    if name not in data._TORCHVISION:
-        return []
-    cls = data._TORCHVISION[name][0]
-    if issubclass(cls, data.datasets.MNIST):
-        return list(data.find_idx_files(name, root) or [])
-    folder, files = data._expected_files(cls, root)
-    return [folder / f for f, _ in files]
+    return data.data_files(cfg.dataset.name, cfg.data_dir)
 
 
 def missing_datasets(cfgs: list[DictConfig], *, fetch: bool) -> tuple[list[str], list[str]]:

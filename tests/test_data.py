@@ -382,3 +382,11 @@ def test_dataset_shape_matches_the_loaded_data(name, shape):
 def test_dataset_shape_of_the_torchvision_sets():
     assert dataset_shape("mnist") == (1, 28, 10, 60_000)
     assert dataset_shape("cifar100") == (3, 32, 100, 50_000)
+
+
+def test_data_files_are_the_files_read(tmp_path, monkeypatch):
+    _write_mnist(tmp_path, "FashionMNIST", 4, 2, gz=True)  # a flat folder
+    files = data.data_files("fashion_mnist", tmp_path)
+    assert [f.name for f in files] == [f"{s}.gz" for s in data.IDX_STEMS]
+    assert data.data_files("mnist", tmp_path) == []  # absent
+    assert data.data_files("synthetic") == [] and len(data.data_files("mnist_subset")) == 2
