@@ -24,13 +24,15 @@ TRAIN := $(PY) -m experiments.train device=$(DEVICE) runs_dir=$(RUNS) hydra/laun
 PLAN := $(PY) -m scripts.plan --device $(DEVICE)
 OVERRIDES = -- runs_dir=$(RUNS) $(ARGS)
 PAPER := paper/table1 paper/heatmap
-REVIEW := review/tuned review/tuned_adamw review/compute_matched review/inner_solver \
+REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matched review/inner_solver \
           review/inner_solver_gauss_newton review/inner_solver_newton review/loss_scale review/long review/controls \
           review/controls_effective_lr
 QUICK := quick/table1 quick/heatmap quick/controls_effective_lr
 FASHION := fashion/table1 fashion/controls_effective_lr fashion/heatmap
 FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr
-REVIEW_CPU := review_cpu/tuned review_cpu/compute_matched review_cpu/inner_solver review_cpu/loss_scale
+REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/loss_scale \
+              review_cpu/compute_matched review_cpu/inner_solver_sgd review_cpu/inner_solver \
+              review_cpu/inner_solver_gauss_newton review_cpu/inner_solver_newton
 # $(call present,LIST): the experiments of LIST that have a conf/experiment file (the others are named and skipped).
 present = $(foreach e,$(1),$(if $(wildcard conf/experiment/$(e).yaml),$(e)))
 absent = $(filter-out $(call present,$(1)),$(1))
