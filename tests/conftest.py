@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +46,41 @@ def small_cfg(runs_dir: Path):
         return compose_config(*SMALL, f"runs_dir={runs_dir}", *fast, *overrides)
 
     return make
+
+
+def kill_at_first_checkpoint(args: list[str], record: Path, cwd: Path, *, env: dict | None = None,
+                             after: float = 0.0) -> int:
+    """Run ``python -m experiments.train <args>``, SIGKILL its process group ``after`` seconds past the record's
+    first checkpoint, and return the epoch that checkpoint holds (the record then says ``running``)."""
+    import torch
+
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        while not (record / "checkpoint.pt").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.002)
+        time.sleep(after)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert json.loads((record / "summary.json").read_text())["status"] == "running"
+    return torch.load(record / "checkpoint.pt", weights_only=True)["epoch"]
+
+
+def slurm_submission(launcher, monkeypatch):
+    """``(executor, sbatch text)``: what Hydra's SlurmLauncher would submit with ``launcher`` (a composed
+    ``hydra.launcher`` node), up to the sbatch file, without a cluster."""
+    import submitit
+    from hydra.utils import instantiate
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+    from submitit.slurm import slurm as submitit_slurm
+
+    params = dict(instantiate(launcher).params)
+    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    return executor, executor._executor._make_submission_file_text("python -m experiments.train", "uid")

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-from conftest import CONF
+from conftest import CONF, slurm_submission
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
@@ -160,23 +160,12 @@ def test_rbo_gpu_pins_job_by_number(monkeypatch, num, gpus, device):
 
 
 def test_slurm_shared_gpu_preset_asks_for_a_gpu_shard(tmp_path, monkeypatch):
-    import submitit
-    import submitit.slurm.slurm as submitit_slurm
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-    from omegaconf import OmegaConf
-
     cfg = compose_hydra("experiment=paper/table1", "hydra/launcher=slurm_shared_gpu", "hydra.launcher.partition=gpu",
                         sweep_dir=tmp_path)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.gres, launcher.gpus_per_node, launcher.max_num_timeout) == ("shard:1", None, 3)
-    params = dict(instantiate(launcher).params)
-    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
-    base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-    sbatch = executor._executor._make_submission_file_text("python -m experiments.train", "uid")
+    _, sbatch = slurm_submission(launcher, monkeypatch)
     assert "#SBATCH --gres=shard:1\n" in sbatch and "--partition=gpu" in sbatch and "--gpus-per-node" not in sbatch
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import slurm_submission
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -218,10 +219,11 @@ def aggregate_and_plot(runs: Path, out: Path, monkeypatch, experiment: str) -> l
 
 
 def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[str, int],
-                   figures: tuple[str, ...] = ("curves_synthetic_mlp", "cost_synthetic_mlp")) -> None:
-    """Tables (Markdown, CSV, LaTeX) and ``figures`` (PNG, PDF) of ``experiment``, holding every run."""
+                   figures: tuple[str, ...] = ("curves_synthetic_mlp", "cost_synthetic_mlp"),
+                   tables: tuple[str, ...] = ("table", "equal_compute")) -> None:
+    """``tables`` (Markdown, CSV, LaTeX) and ``figures`` (PNG, PDF) of ``experiment``, holding every run."""
     folder = out / experiment
-    for name in ("table", "equal_compute"):
+    for name in tables:
         for ext in ("md", "csv", "tex"):
             assert (folder / f"{name}.{ext}").stat().st_size > 0, f"{folder}/{name}.{ext}"
     table = read_rows(folder / "table.csv")
@@ -326,7 +328,8 @@ def test_submitit_local_multirun_end_to_end(tmp_path, monkeypatch):
     drawn = aggregate_and_plot(runs, tmp_path / "results", monkeypatch, "sweeps/submitit")
     assert {"sgd"} in drawn
     assert_results(tmp_path / "results", "sweeps/submitit", set(found), {"sgd": 2},
-                   figures=("curves_synthetic_mlp",))  # one optimizer: no cost bars (scripts.plot.cost_figure)
+                   figures=("curves_synthetic_mlp",), tables=("table",))  # one optimizer: no cost bars, nothing
+    assert not (tmp_path / "results" / "sweeps/submitit" / "equal_compute.md").exists()  # to compare at equal compute
 
 
 @pytest.mark.slow  # nine Python processes (plan, sweeps, tables, figures, summary): about a minute on an idle machine
@@ -371,10 +374,6 @@ def compose_hydra(*overrides: str, sweep_dir: Path = Path("multirun")):
 def test_slurm_preset(tmp_path, monkeypatch):
     """``hydra/launcher=slurm`` composes over submitit_slurm with our resources, overrides apply, and submitit turns
     it into a valid sbatch script (no cluster needed: the srun check is bypassed, nothing is submitted)."""
-    import submitit
-    import submitit.slurm.slurm as submitit_slurm
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-
     cfg = compose_hydra("experiment=paper/table1", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
                         sweep_dir=tmp_path)
     launcher = cfg.hydra.launcher
@@ -386,14 +385,8 @@ def test_slurm_preset(tmp_path, monkeypatch):
     assert "row" in cfg.hydra.sweeper.params  # the experiment's sweep is untouched
 
     # What SlurmLauncher.launch does with these parameters, up to the sbatch file.
-    params = dict(instantiate(launcher).params)
-    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
-                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
-    base = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    executor, sbatch = slurm_submission(launcher, monkeypatch)
     assert executor._executor.max_num_timeout == 3  # requeued on timeout; the run resumes from its checkpoint
-    sbatch = executor._executor._make_submission_file_text("python -m experiments.train", "uid")
     assert f"#SBATCH --output={tmp_path}/.submitit/%j/" in sbatch
     for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--time=240", "--mem=32GB"):
         assert f"#SBATCH {line}\n" in sbatch

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, SMALL, compose_config
+from conftest import FAST, SMALL, compose_config, kill_at_first_checkpoint
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -161,17 +161,8 @@ def test_resume_after_kill_equals_uninterrupted_run(small_cfg, runs_dir, tmp_pat
     args = [*SMALL, *FAST["optimizer=entropy_sgd"], *RESUME, f"runs_dir={runs_dir}"]
     cfg = small_cfg(*RESUME)
     path = record_of(cfg)
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while not (path / "checkpoint.pt").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.002)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    killed = torch.load(path / "checkpoint.pt", weights_only=True)["epoch"]
-    assert json.loads((path / "summary.json").read_text())["status"] == "running" and killed < 4
+    killed = kill_at_first_checkpoint(args, path, tmp_path)
+    assert killed < 4
 
     summary = run(cfg)
     assert f"resume: {path} from epoch {killed}" in capsys.readouterr().out

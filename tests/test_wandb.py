@@ -7,15 +7,11 @@ import csv
 import json
 import math
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL
+from conftest import SMALL, kill_at_first_checkpoint
 
 import experiments.trainer as trainer
 from experiments import records
@@ -41,8 +37,9 @@ def rows_of(path: Path) -> list[dict]:
 
 
 def run_record(wandb_file: Path):
-    """The run record (identity: id, name, group, tags) of an offline ``.wandb`` file."""
-    return next(r.run for r in _records(wandb_file) if r.WhichOneof("record_type") == "run")
+    """The run record (identity: id, name, group, tags) of an offline ``.wandb`` file; None when the file holds
+    none (a job SIGKILLed before W&B's service wrote it)."""
+    return next((r.run for r in _records(wandb_file) if r.WhichOneof("record_type") == "run"), None)
 
 
 def summary_values(wandb_file: Path) -> dict:
@@ -87,24 +84,15 @@ def test_killed_and_resumed_run_is_one_wandb_run_with_every_row_once(small_cfg, 
     cfg = small_cfg(*overrides)
     path = record_of(cfg)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.train", *SMALL, *overrides, f"runs_dir={runs_dir}"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        while not (path / "checkpoint.pt").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.002)
-        time.sleep(0.05)  # a few more rows logged after the checkpoint: the resumed run computes them again
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    killed = torch.load(path / "checkpoint.pt", weights_only=True)["epoch"]
-    assert json.loads((path / "summary.json").read_text())["status"] == "running" and killed < 30
+    # a few more rows logged after the checkpoint (after=0.05): the resumed run computes them again
+    killed = kill_at_first_checkpoint([*SMALL, *overrides, f"runs_dir={runs_dir}"], path, tmp_path, env=env, after=0.05)
+    assert killed < 30
 
     summary = run(cfg)
     assert summary["status"] == "completed"
     files = offline_runs(path / ".wandb", summary["run_id"])
-    assert len(files) == 2 and {run_record(f).run_id for f in files} == {summary["run_id"]}
+    written = [r for r in map(run_record, files) if r is not None]  # the killed job's may be empty
+    assert len(files) == 2 and written and {r.run_id for r in written} == {summary["run_id"]}
     history = offline_history(path / ".wandb", summary["run_id"])
     metrics, steps = rows_of(path / "metrics.csv"), rows_of(path / "steps.csv")
     assert [h["_step"] for h in history] == list(range(len(metrics) + len(steps)))
