@@ -113,7 +113,8 @@ def test_summary_fields_final_and_cost(config):
     metrics = [{"epoch": 0.0, "trigger": "init", "train_loss": math.nan, "test_acc": 0.1},
                {"epoch": 1.0, "trigger": "epoch", "train_loss": 0.5, "test_acc": 0.8},
                {"epoch": 1.5, "trigger": "budget", "train_loss": math.nan, "test_acc": 0.9}]
-    counters = {"step": 10, "grad_evals": 1000, "diag_evals": 2, "examples": 2560, "train_seconds": 4.0}
+    counters = {"step": 10, "grad_evals": 1000, "diag_evals": 2, "examples": 2560, "train_seconds": 4.0,
+                "warmup_seconds": 0.5}
     env = {"versions": {}, "git_commit": None, "device": "cpu", "hardware": "cpu"}
     summary = records.build_summary(config, status="diverged", metrics=metrics, counters=counters,
                                     diagnostics={"grad_norm": 1.0}, env=env, started_at="t0", diverged_at_epoch=1.7)
@@ -124,7 +125,7 @@ def test_summary_fields_final_and_cost(config):
     assert (summary["optimizer"], summary["dataset"], summary["model"]) == ("rbo", "cifar10", "vgg9")
     assert summary["epochs_completed"] == 1.0 and summary["final"]["test_acc"] == 0.8  # budget rows are not final
     assert summary["cost"] == {"grad_evals": 1000, "diag_evals": 2, "examples": 2560, "train_seconds": 4.0,
-                               "seconds_per_epoch": 4.0, "grad_evals_per_step": 100.0}
+                               "warmup_seconds": 0.5, "seconds_per_epoch": 4.0, "grad_evals_per_step": 100.0}
     assert summary["diverged_at_epoch"] == 1.7 and summary["error"] is None and summary["finished_at"] is None
     empty = records.build_summary(config, status="running", metrics=[], counters={**counters, "step": 0},
                                   diagnostics={}, env=env, started_at="t0")
