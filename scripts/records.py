@@ -10,6 +10,7 @@ listed in ``Records.skipped``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from omegaconf import MISSING
 
-from experiments.config import OUTPUT_ONLY_KEYS
+from experiments.config import OUTPUT_ONLY_KEYS, Config
 from experiments.records import FINAL_KEYS, atomic_write
 
 STATUSES = ("running", "completed", "diverged", "failed")
@@ -30,6 +32,11 @@ COST_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds", "warmup_se
 # Config keys that do not change what a run computes (README.md "Run records": run_id), plus the seed, which is what
 # a group of runs is averaged over.
 NOT_IN_GROUP = frozenset({*OUTPUT_ONLY_KEYS, "seed"})
+# Top-level settings with a default (e.g. cuda_graphs, added after earlier records were written): a record
+# without the key ran at the default, so it groups with the records that state it.
+TOP_LEVEL_DEFAULTS = {f.name: str(f.default) if isinstance(f.default, str) else f.default
+                      for f in dataclasses.fields(Config)
+                      if f.default not in (dataclasses.MISSING, MISSING) and f.name not in NOT_IN_GROUP}
 # Evidence tiers by dataset, strongest first (issue 10, issue 14); a dataset not listed (synthetic) is never evidence.
 PAPER_SCALE, REAL_DATA, CPU_SCALE = "paper scale", "real data, full size, not in the paper", "CPU-scale subset"
 TIERS = (PAPER_SCALE, REAL_DATA, CPU_SCALE)
@@ -153,10 +160,12 @@ def _hardware(summary: dict) -> str:
 
 
 def _group_params(summary: dict, config: dict) -> dict:
-    """What defines a group of seeds: the resolved config without seed and output-only keys (falling back to
-    summary.json's fields when there is no config.yaml)."""
+    """What defines a group of seeds: the resolved config without seed and output-only keys, top-level keys it
+    lacks at their defaults (falling back to summary.json's fields when there is no config.yaml)."""
     params = {k: v for k, v in flatten(config).items() if k.split(".")[0] not in NOT_IN_GROUP}
-    if not params:
+    if params:
+        params = {**TOP_LEVEL_DEFAULTS, **params}
+    else:
         params = {f"optimizer.{k}": v for k, v in flatten(summary.get("hyper") or {}).items()}
         params["epochs"] = summary.get("epochs")
     for key in ("experiment", "dataset", "model", "optimizer"):

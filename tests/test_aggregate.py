@@ -283,3 +283,14 @@ def test_heatmap_table_marks_diverged_cells(tmp_path):
     aggregate.write_results(agg, out)
     assert "div" in (out / "paper/heatmap/heatmap_mnist_mlp.md").read_text()
     assert not (out / "paper/heatmap/equal_compute.md").exists()  # RBO only: no comparison table
+
+
+def test_a_record_without_a_later_key_groups_with_those_at_its_default(tmp_path):
+    """Records written before a setting existed (cuda_graphs) ran at its default: one group of seeds with the
+    records that state it; a record at another value is another group."""
+    write_run(tmp_path, seed=0)
+    write_run(tmp_path, seed=1, config={"cuda_graphs": False, "tf32": False})
+    write_run(tmp_path, seed=2, config={"tf32": True})
+    runs = load_records(tmp_path).runs
+    groups = runs.groupby("group")["seed"].apply(sorted).tolist()
+    assert sorted(groups) == [[0, 1], [2]]
