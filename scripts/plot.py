@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm, Normalize, to_rgb
+from matplotlib.colors import LogNorm, Normalize, to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -106,14 +106,21 @@ def series_styles(groups: pd.DataFrame) -> dict[str, dict]:
     several (a sweep): one colour and marker each, the optimizer's line style, the setting in the label. Markers
     and lines shrink in drawing order, so a curve drawn over an identical one leaves it visible around it."""
     styles, order = {}, 0
+    several_optimizers = groups["optimizer"].nunique() > 1
     for optimizer, block in groups.groupby("optimizer", sort=False):
         base = STYLES.get(optimizer, Style(optimizer, "baseline", "tab:gray", "o"))
         greys = np.linspace(0.1, 0.65, len(block))
+        tints = np.linspace(0.0, 0.6, len(block))  # toward white: the optimizer's colour stays recognisable
         for i, g in enumerate(block.itertuples()):
             if len(block) == 1:
                 color, marker = base.color, base.marker
             else:
-                color = str(round(greys[i], 2)) if base.role == "control" else PALETTE[i % len(PALETTE)]
+                if base.role == "control":
+                    color = str(round(greys[i], 2))
+                elif several_optimizers:
+                    color = to_hex((1 - tints[i]) * np.array(to_rgb(base.color)) + tints[i])
+                else:
+                    color = PALETTE[i % len(PALETTE)]
                 marker = MARKERS[i % len(MARKERS)]
             setting = setting_text(g.setting)
             shrink = 0.6 ** (order / max(len(groups) - 1, 1))  # drawn later, smaller: a curve on another shows
@@ -256,7 +263,7 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
             for s in series:
                 _draw(ax, s, x, y)
             x_values, y_values = _panel_values(series, x, y)
-            if log_scale_fits(y_values):
+            if y != "test_acc" and log_scale_fits(y_values):  # accuracy is read in points: always linear
                 log_axis(ax, "y", y_values)
             else:
                 ax.ticklabel_format(axis="y", useOffset=False)  # 2.2926, not 0.0006 under a '+2.292'
@@ -285,7 +292,8 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
     for _, g in groups[~groups["group"].isin(drawn)].iterrows():
         label = f"not drawn: {styles[g['group']]['label']} ({g['status']})"
         handles.append(Line2D([], [], linestyle="none", label=label))
-    fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize="small",
+               frameon=False)  # below the axes: never over the title, however long the labels
     fig.suptitle(f"{title}\n{seeds_text(ns)}", fontsize="medium")
     return fig
 

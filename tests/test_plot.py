@@ -237,3 +237,19 @@ def test_index_lists_every_table_figure_and_claims(tmp_path):
     assert "CPU-scale" in lines["quick/table1/figures/curves_mnist_subset_mlp.png"]
     assert "real data" in lines["fashion/table1/figures/cost_fashion_mnist_mlp.png"]
     assert "ρ × η" in lines["quick/heatmap/heatmap_mnist_subset_mlp.md"]
+
+
+def test_accuracy_stays_linear_across_a_decade_and_settings_keep_their_optimizers_colour(tmp_path):
+    """Accuracy from 10 % to 100 % spans a decade but is read in points; two loss scales of SGD and of RBO are
+    shades of SGD's and RBO's colours, never one palette shared across optimizers."""
+    runs = tmp_path / "runs"
+    for optimizer in ("sgd", "rbo"):
+        for scale in (1, 10):
+            write_run(runs, experiment="quick/scale", optimizer=optimizer, epochs=3, dataset="mnist_subset",
+                      final_acc=1.0, config={"loss_scale": scale})
+    fig = curves(build(runs, experiments=["quick/scale"]), "quick/scale", "mnist_subset")
+    assert fig.axes[1].get_yscale() == "linear"
+    colours = {t.get_text(): h.get_color() for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    sgd = {c for label, c in colours.items() if label.startswith("SGD")}
+    rbo = {c for label, c in colours.items() if label.startswith("RBO")}
+    assert len(sgd) == 2 and len(rbo) == 2 and not sgd & rbo
