@@ -59,6 +59,7 @@ class Records:
     runs: pd.DataFrame  # one row per run
     metrics: pd.DataFrame  # one row per evaluation point of a run
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (record folder, reason)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # read without its curves: (record folder, reason)
     left_out: dict[str, int] = field(default_factory=dict)  # experiment not asked for -> its number of records
 
     def select(self, experiments) -> Records:
@@ -68,7 +69,7 @@ class Records:
         left = self.runs.loc[~keep, "experiment"].value_counts().to_dict() if len(self.runs) else {}
         metrics = self.metrics[self.metrics["experiment"].isin(wanted)] if len(self.metrics) else self.metrics
         return Records(self.runs[keep].reset_index(drop=True), metrics.reset_index(drop=True), self.skipped,
-                       {**self.left_out, **left})
+                       self.damaged, {**self.left_out, **left})
 
     def describe(self) -> str:
         """Human-readable account of what was read, what was skipped and what was left out."""
@@ -80,6 +81,9 @@ class Records:
             f"{len(self.metrics)} evaluation rows; skipped {len(self.skipped)} unreadable or incomplete records"
         ]
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        if self.damaged:
+            lines.append(f"read {len(self.damaged)} records without their curves (final metrics only):")
+            lines += [f"  damaged {path}: {reason}" for path, reason in self.damaged]
         if self.left_out:
             lines.append(f"left out {sum(self.left_out.values())} records of experiments not asked for: "
                          + ", ".join(f"{name} ({n})" for name, n in sorted(self.left_out.items())))
@@ -133,15 +137,27 @@ def _read_config(path: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _read_metrics(path: Path) -> pd.DataFrame | None:
+METRICS_NEEDED = ("epoch", "trigger", "grad_evals")  # without these a metrics.csv cannot place a single point
+
+
+def _read_metrics(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``(metrics, None)``, ``(None, None)`` when there is no metrics.csv, ``(None, why)`` when it is damaged
+    (unreadable, or lacking a column every row needs, or with a non-numeric epoch): warned, never silent."""
     try:
         metrics = pd.read_csv(path / "metrics.csv")
     except FileNotFoundError:
-        return None
+        return None, None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        warnings.warn(f"{path}: unreadable metrics.csv ({err})", RecordWarning, stacklevel=3)
-        return None
-    return metrics if len(metrics) else None
+        why = f"unreadable metrics.csv ({err})"
+    else:
+        missing = [c for c in METRICS_NEEDED if c not in metrics]
+        if not missing and len(metrics) and not pd.api.types.is_numeric_dtype(metrics["epoch"]):
+            missing = ["a numeric epoch"]
+        if not missing:
+            return (metrics if len(metrics) else None), None
+        why = f"metrics.csv lacks {', '.join(missing)}"
+    warnings.warn(f"{path}: {why}; its run is read without curves", RecordWarning, stacklevel=3)
+    return None, why
 
 
 def number(value) -> float:
@@ -175,9 +191,9 @@ def _group_params(summary: dict, config: dict) -> dict:
     return params
 
 
-def _read_run(path: Path, root: Path) -> tuple[dict, pd.DataFrame | None]:
+def _read_run(path: Path, root: Path) -> tuple[dict, pd.DataFrame | None, str | None]:
     summary = _read_summary(path)
-    metrics = _read_metrics(path)
+    metrics, damage = _read_metrics(path)
     if summary["status"] == "running" and metrics is None:
         raise _Skip("status running with no metrics yet")
     params = _group_params(summary, _read_config(path))
@@ -209,7 +225,7 @@ def _read_run(path: Path, root: Path) -> tuple[dict, pd.DataFrame | None]:
     row |= {f"cost_{k}": number(cost.get(k)) for k in COST_KEYS}
     row |= {f"hyper_{k}": v for k, v in (summary.get("hyper") or {}).items()}
     row |= {f"diag_{k}": number(v) for k, v in (summary.get("diagnostics") or {}).items()}
-    return row, metrics
+    return row, metrics, damage
 
 
 def load_records(runs_dir: str | Path) -> Records:
@@ -217,22 +233,24 @@ def load_records(runs_dir: str | Path) -> Records:
     root = Path(runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs_dir={str(root)!r} is not a folder: pass the folder the trainer wrote runs into")
-    rows, curves, skipped = [], [], []
+    rows, curves, skipped, damaged = [], [], [], []
     for path in _run_dirs(root):
         try:
-            row, metrics = _read_run(path, root)
+            row, metrics, damage = _read_run(path, root)
         except _Skip as why:
             warnings.warn(f"skipping {path}: {why}", RecordWarning, stacklevel=2)
             skipped.append((str(path), str(why)))
             continue
         rows.append(row)
+        if damage is not None:
+            damaged.append((str(path), damage))
         if metrics is not None:
             curves.append(metrics.assign(**{k: row[k] for k in IDENTITY}))
     runs = pd.DataFrame(rows, columns=None if rows else list(IDENTITY))
     metrics = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=list(IDENTITY))
     if "trigger" in metrics:
         metrics["trigger"] = metrics["trigger"].astype(str)
-    return Records(runs=runs, metrics=metrics, skipped=skipped)
+    return Records(runs=runs, metrics=metrics, skipped=skipped, damaged=damaged)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -135,6 +135,21 @@ def test_loader_skips_corrupt_and_incomplete_records(tmp_path):
     assert "skipped 2 unreadable or incomplete" in records.describe()
 
 
+@pytest.mark.parametrize("garbage, why", [(b"\x00\xffgarbage\nnot,a,table\n", "unreadable"), (b"a,b\n1,2\n", "lacks"),
+                                          (b"epoch,trigger,grad_evals\nx,epoch,1\n", "numeric epoch")])
+def test_damaged_metrics_are_loud_and_listed(tmp_path, garbage, why):
+    """A garbage metrics.csv is a warning and a line of what was read, not silent NaN rows: the run's final
+    metrics still count, its curves do not."""
+    write_run(tmp_path, seed=0)
+    folder = next(tmp_path.rglob("metrics.csv")).parent
+    (folder / "metrics.csv").write_bytes(garbage)
+    with pytest.warns(RecordWarning, match=why):
+        records = load_records(tmp_path)
+    assert len(records.runs) == 1 and len(records.metrics) == 0
+    assert [path for path, _ in records.damaged] == [str(folder)]
+    assert f"damaged {folder}" in records.describe()
+
+
 def test_loader_rejects_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="runs_dir"):
         load_records(tmp_path / "nope")
