@@ -6,6 +6,7 @@
 #   MAX_CPU_HOURS=2               a CPU launch estimated above this many hours asks first (no terminal, CI: refused)
 #   YES=1                         launch without asking
 #   EXPERIMENTS='a b'             for `make experiments`: names under conf/experiment
+#   SCOPE='a b'                   experiment_names that tables/figures read (default: every conf/experiment one)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3.11
@@ -17,6 +18,7 @@ LAUNCHER ?= basic
 ARGS ?=
 RUNS ?= runs
 RESULTS ?= results
+SCOPE ?=
 MAX_CPU_HOURS ?= 2
 PLAN_FLAGS ?=
 export YES CI
@@ -108,10 +110,10 @@ review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, in
 	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(REVIEW_CPU))"
 
 tables: $(STAMP) ## Aggregate every run record under RUNS into results/ tables and results/claims.md
-	$(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS)
+	$(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
 
 figures: $(STAMP) ## Curves, heat maps, cost and the ironing figure into results/
-	$(PY) -m scripts.plot --runs $(RUNS) --out $(RESULTS)
+	$(PY) -m scripts.plot --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
 
 bench: $(STAMP) ## Side-by-side timings: optimizer step cost (RBO vs K x SGD) and trainer vs a bare loop
 	$(PY) -m scripts.bench_optimizers --device $(DEVICE)

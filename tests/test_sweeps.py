@@ -349,7 +349,8 @@ def test_make_target_keeps_going_after_a_failed_job_and_names_it(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("YES", None)
     proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "experiments",
-                           "EXPERIMENTS=sweeps/bad sweeps/good", f"RUNS={runs}", f"RESULTS={results}", "DEVICE=cpu",
+                           "EXPERIMENTS=sweeps/bad sweeps/good", "SCOPE=sweeps/bad sweeps/good", f"RUNS={runs}",
+                           f"RESULTS={results}", "DEVICE=cpu",
                            f"ARGS={args}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600,
                           stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
