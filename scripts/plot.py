@@ -34,6 +34,7 @@ from scripts.records import PAPER_SCALE, TIER_OF_DATASET, atomic_write, atomic_w
 
 MAX_LINES = 12  # more groups than this in one (experiment, dataset, model): curves are unreadable, skip them
 LOG_SPAN = 10.0  # an axis is logarithmic only when its positive data span at least a decade (max / min >= 10)
+MAX_MARKERS = 12  # more evaluations than this on a curve: markers on every len // 12-th point only
 MIN_CURVE_POINTS = 4  # fewer evaluations per curve than this: no panel against gradient evaluations
 EVALUATIONS = ("init", "epoch")  # metrics rows on the curves (budget rows sit at fractional epochs)
 DIVERGED = "diverged"  # gid of the × marking where a diverged run stopped
@@ -204,8 +205,8 @@ def _draw(ax, series: Series, x: str, y: str) -> None:
     line ending in × at its last finite evaluation (at the top edge if it has none, at the epoch it stopped)."""
     line = series.style["line"]
     seeds = series.seeds[series.seeds[f"{y}_mean"].notna()]
-    if len(seeds):
-        ax.plot(seeds[x], seeds[f"{y}_mean"], **line)
+    if len(seeds):  # long runs: a marker every tenth point, so 100 epochs stay a line, not a bar of markers
+        ax.plot(seeds[x], seeds[f"{y}_mean"], **line, markevery=max(1, len(seeds) // MAX_MARKERS))
         if seeds["n"].max() > 1:
             ax.fill_between(seeds[x], seeds[f"{y}_min"], seeds[f"{y}_max"], color=line["color"], alpha=0.15,
                             linewidth=0)
