@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,8 +154,17 @@ def _records(path: Path) -> Iterator:
 
 
 def offline_runs(directory: Path, run_id: str) -> list[Path]:
-    """The ``run-<run_id>.wandb`` files of every offline job of this run, oldest first."""
-    return sorted((directory / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+    """The ``run-<run_id>.wandb`` files of every offline job of this run, oldest first.
+
+    A job that starts in the same second as an earlier one gets W&B's numbered folder,
+    ``offline-run-<time>-<run_id>-<n>`` (``wandb.init`` sets ``x_sync_dir_suffix``): it is this run's too."""
+    folder = re.compile(rf"offline-run-(\d{{8}}_\d{{6}})-{re.escape(run_id)}(?:-(\d+))?")
+    jobs = []
+    for path in (directory / "wandb").glob(f"offline-run-*-{run_id}*/run-{run_id}.wandb"):
+        match = folder.fullmatch(path.parent.name)
+        if match:
+            jobs.append(((match[1], int(match[2] or 0)), path))
+    return [path for _, path in sorted(jobs)]
 
 
 def offline_history(directory: Path, run_id: str) -> list[dict]:

@@ -147,3 +147,17 @@ def test_unknown_wandb_mode_env_fails_before_any_work(small_cfg, runs_dir, monke
     with pytest.raises(ValueError, match="WANDB_MODE='cloud' is unknown; allowed: online, offline, disabled"):
         run(small_cfg(*WANDB))
     assert not runs_dir.exists()
+
+
+def test_offline_runs_of_jobs_started_in_the_same_second_are_all_found_in_order(tmp_path):
+    """W&B names a second job started within the same second ``offline-run-<time>-<id>-1`` (then -2, ..., -10):
+    those folders are this run's too, ordered by time then number; another run's folder is not."""
+    names = ["offline-run-20261129_063019-abc", "offline-run-20261129_063019-abc-10",
+             "offline-run-20261129_063019-abc-2", "offline-run-20261129_063019-abc-1",
+             "offline-run-20261129_063020-abc", "offline-run-20261129_063019-abcd"]
+    for name in names:
+        run_id = name.rsplit("-", 1)[-1] if name.endswith("abcd") else "abc"
+        (tmp_path / "wandb" / name).mkdir(parents=True)
+        (tmp_path / "wandb" / name / f"run-{run_id}.wandb").write_bytes(b"")
+    found = [p.parent.name for p in offline_runs(tmp_path, "abc")]
+    assert found == [names[0], names[3], names[2], names[1], names[4]]
