@@ -35,6 +35,7 @@ FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr
 REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/tuned_fashion \
               review_cpu/tuned_fashion_adamw review_cpu/tuned_fashion_rbo review_cpu/loss_scale review_cpu/loss_scale_fashion \
               review_cpu/compute_matched review_cpu/compute_matched_fashion review_cpu/inner_solver_sgd review_cpu/inner_solver \
+              review_cpu/inner_solver_sgd_fashion review_cpu/inner_solver_newton_fashion review_cpu/inner_solver_fashion \
               review_cpu/inner_solver_gauss_newton review_cpu/inner_solver_newton
 # $(call present,LIST): the experiments of LIST that have a conf/experiment file (the others are named and skipped).
 present = $(foreach e,$(1),$(if $(wildcard conf/experiment/$(e).yaml),$(e)))
