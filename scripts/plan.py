@@ -225,26 +225,42 @@ def measure_pass(cfg: DictConfig, device) -> float:
 
 
 class Timings:
-    """Seconds per forward/backward pass, measured once per :func:`timing_key` and kept in a JSON file."""
+    """Seconds per forward/backward pass, measured once per :func:`timing_key` and kept in a JSON file with the
+    load average of the machine when it was measured (a busy CPU makes every estimate an upper bound)."""
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, *, retime: bool = False):
         self.path = path or timing_cache_path()
         try:
-            self.cache = json.loads(self.path.read_text())
+            self.cache = {} if retime else json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.cache = {}
         self.measured = 0
+        self.busy: dict[str, float] = {}  # timing keys used that were measured with a load average >= the cores
 
     def seconds_per_eval(self, cfg: DictConfig, device) -> float:
         key = timing_key(cfg, device)
         if key not in self.cache:
-            self.cache[key] = measure_pass(cfg, device)
+            seconds = measure_pass(cfg, device)
+            self.cache[key] = {"seconds": seconds, "load": os.getloadavg()[0], "cores": os.cpu_count()}
             self.measured += 1
             try:
                 records.write_json(self.path, self.cache)
             except OSError as err:  # a read-only home: the plan still works, it measures again next time
                 print(f"plan: could not write the timing cache {self.path}: {err}", file=sys.stderr)
-        return self.cache[key]
+        entry = self.cache[key]
+        if not isinstance(entry, dict):  # a cache written before the load was kept
+            return float(entry)
+        if device.type == "cpu" and entry["load"] >= entry["cores"]:
+            self.busy[key] = entry["load"]
+        return entry["seconds"]
+
+    def busy_note(self) -> str | None:
+        """What to say when a CPU estimate rests on timings taken while the machine was busy."""
+        if not self.busy:
+            return None
+        return (f"{len(self.busy)} of these timings were measured while the CPU was busy (load average "
+                f"{max(self.busy.values()):.1f} on {os.cpu_count()} cores): their hours are upper bounds; "
+                f"--retime on an idle machine measures them again")
 
 
 # ---- before and after a launch ------------------------------------------------------------------------------
@@ -296,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--has-pending", action="store_true",
                         help="print nothing; exit 0 if any job is pending, 1 if every run is finished")
     parser.add_argument("--no-timing", action="store_true", help="count evaluations only")
+    parser.add_argument("--retime", action="store_true", help="measure every timing again (not from the cache)")
     parser.add_argument("--fetch", action="store_true", help="pre-flight downloads datasets with download=true")
     parser.add_argument("--confirm", action="store_true", help="ask before a CPU launch above --max-cpu-hours")
     parser.add_argument("--max-cpu-hours", type=float, default=2.0, help="the threshold of --confirm (hours)")
@@ -322,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.trainer import resolve_device
 
     device = resolve_device(args.device)
-    timings = Timings()
+    timings = Timings(retime=args.retime)
     total_hours, total_pending = 0.0, 0
     print(f"| experiment | runs | finished | pending | failed before | pending gradient evaluations "
           f"| est. hours on {device} |")
@@ -348,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n(hours: pending evaluations x the median of {TIMING_REPEATS[0]}+ timed forward/backward passes of "
               f"each model, {timings.measured} measured now, the rest from {timings.path}; evaluation passes, data "
               "movement and optimizer arithmetic come on top)")
+        if note := timings.busy_note():
+            print(f"note: {note}")
         if args.confirm:
             confirm_launch(total_hours, total_pending, device, args.max_cpu_hours)
     return 0

@@ -112,6 +112,33 @@ def test_timings_are_measured_once_and_cached(tmp_path, monkeypatch):
     assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(calls) == 2
 
 
+def test_a_timing_taken_on_a_busy_cpu_is_flagged_and_retime_measures_again(tmp_path, monkeypatch):
+    """A CPU timing measured with a load average at or above the core count makes the plan say its hours are upper
+    bounds; one from an idle machine does not; --retime ignores the cache; a legacy float entry still reads."""
+    calls = []
+    monkeypatch.setattr(plan, "measure_pass", lambda cfg, device: calls.append(1) or 0.25)
+    monkeypatch.setattr(plan.os, "cpu_count", lambda: 2)
+    cpu, cache = torch.device("cpu"), tmp_path / "timings.json"
+    [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
+    monkeypatch.setattr(plan.os, "getloadavg", lambda: (4.5, 4.0, 3.0))
+    busy = plan.Timings(cache)
+    busy.seconds_per_eval(job.cfg, cpu)
+    assert "load average 4.5 on 2 cores" in busy.busy_note()
+
+    monkeypatch.setattr(plan.os, "getloadavg", lambda: (0.3, 0.2, 0.1))
+    assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.25 and len(calls) == 1
+    idle = plan.Timings(cache, retime=True)
+    idle.seconds_per_eval(job.cfg, cpu)
+    assert len(calls) == 2 and idle.busy_note() is None
+    after = plan.Timings(cache)  # the idle timing replaced the busy one in the cache
+    after.seconds_per_eval(job.cfg, cpu)
+    assert after.busy_note() is None and len(calls) == 2
+
+    cache.write_text(json.dumps({plan.timing_key(job.cfg, cpu): 0.5}))
+    legacy = plan.Timings(cache)
+    assert legacy.seconds_per_eval(job.cfg, cpu) == 0.5 and legacy.busy_note() is None and len(calls) == 2
+
+
 def test_measure_pass_is_a_median_of_several_passes(monkeypatch):
     """The median survives one pass slowed down by other load (a single sample would not)."""
     ticks = iter([0.0, 1.0] * plan.TIMING_WARMUP + [0.0, 100.0] + [0.0, 0.01] * 100)  # pass 1 after warm-up: slow
