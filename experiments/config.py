@@ -29,6 +29,9 @@ CONF_DIR = _REPO_CONF if (_REPO_CONF / "config.yaml").is_file() else Path(__file
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
 OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change",
                     "optimized_metric")
+# Options added after records existed, with the value that runs before them had: left out of the run_id at that
+# value (a record that lacks one ran at it), so adding an option does not orphan every earlier record.
+ADDED_KEYS = {"dataset.shuffle": True}
 
 
 # ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
@@ -160,6 +163,7 @@ class DatasetConfig:
     val_size: int = 5000
     normalize: Normalize = Normalize.scale
     augment: bool = False
+    shuffle: bool = True  # false: the same order every epoch, as the authors' grain.SequentialSampler (SPEC §3)
     download: bool = True
     synthetic_shape: str = "mnist"  # synthetic only: mnist | cifar
     synthetic_size: list[int] = field(default_factory=lambda: [2048, 512])  # synthetic only: train, test

@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from experiments.config import OUTPUT_ONLY_KEYS
+from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS
 
 FINISHED = ("completed", "diverged")  # a rerun of these is skipped; running/failed ones resume
 METRICS_COLUMNS = ("epoch", "trigger", "step", "grad_evals", "examples", "train_seconds", "lr", "train_loss",
@@ -56,8 +56,20 @@ def to_container(cfg: Any) -> dict:
 
 
 def run_id(config: dict) -> str:
-    """12 hex digits of the sha256 of the resolved config without :data:`OUTPUT_ONLY_KEYS`."""
+    """12 hex digits of the sha256 of the resolved config without :data:`OUTPUT_ONLY_KEYS`, and without each of
+    :data:`ADDED_KEYS` that holds the value runs had before it existed."""
     identity = {k: v for k, v in config.items() if k not in OUTPUT_ONLY_KEYS}
+    for key, before in ADDED_KEYS.items():
+        *parents, leaf = key.split(".")
+        node = identity
+        for parent in parents:  # copy the path down to the key: the caller's config stays as it was
+            if not isinstance(node.get(parent), dict):
+                break
+            node[parent] = dict(node[parent])
+            node = node[parent]
+        else:
+            if leaf in node and node[leaf] == before:
+                del node[leaf]
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 

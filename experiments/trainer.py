@@ -264,7 +264,8 @@ class Trainer:
             raise ValueError(f"batch_size={cfg.batch_size} is larger than the {len(data.train)} training examples "
                              f"of {ds.name}; allowed: 1..{len(data.train)}")
         norm = dict(normalize=ds.normalize, mean=data.mean, std=data.std)
-        self.train_loader = DeviceLoader(data.train, cfg.batch_size, seed=cfg.seed, augment=ds.augment, **norm)
+        self.train_loader = DeviceLoader(data.train, cfg.batch_size, seed=cfg.seed, shuffle=ds.shuffle,
+                                         augment=ds.augment, **norm)
         self.eval_loaders = {name: DeviceLoader(split, min(cfg.eval_batch_size, len(split)), seed=0, shuffle=False,
                                                 **norm)
                              for name, split in (("val", data.val), ("test", data.test)) if split is not None}

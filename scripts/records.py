@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from omegaconf import MISSING
 
-from experiments.config import OUTPUT_ONLY_KEYS, Config
+from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS, Config
 from experiments.records import FINAL_KEYS, atomic_write
 
 STATUSES = ("running", "completed", "diverged", "failed")
@@ -180,7 +180,7 @@ def _group_params(summary: dict, config: dict) -> dict:
     lacks at their defaults (falling back to summary.json's fields when there is no config.yaml)."""
     params = {k: v for k, v in flatten(config).items() if k.split(".")[0] not in NOT_IN_GROUP}
     if params:
-        params = {**TOP_LEVEL_DEFAULTS, **params}
+        params = {**TOP_LEVEL_DEFAULTS, **ADDED_KEYS, **params}
     else:
         params = {f"optimizer.{k}": v for k, v in flatten(summary.get("hyper") or {}).items()}
         params["epochs"] = summary.get("epochs")

@@ -309,3 +309,12 @@ def test_a_record_without_a_later_key_groups_with_those_at_its_default(tmp_path)
     runs = load_records(tmp_path).runs
     groups = runs.groupby("group")["seed"].apply(sorted).tolist()
     assert sorted(groups) == [[0, 1], [2]]
+
+
+def test_a_record_without_a_later_dataset_option_groups_with_those_at_its_default(tmp_path):
+    """The same for an option inside a group (dataset.shuffle, experiments.config.ADDED_KEYS)."""
+    write_run(tmp_path, seed=0)
+    write_run(tmp_path, seed=1, config={"dataset": {"name": "mnist", "val_size": 5000, "shuffle": True}})
+    write_run(tmp_path, seed=2, config={"dataset": {"name": "mnist", "val_size": 5000, "shuffle": False}})
+    groups = load_records(tmp_path).runs.groupby("group")["seed"].apply(sorted).tolist()
+    assert sorted(groups) == [[0, 1], [2]]

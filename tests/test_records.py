@@ -37,6 +37,18 @@ def test_run_id_hashes_the_config_without_output_only_keys(config):
         assert records.run_id({**config, **changed}) != rid, changed
 
 
+def test_an_option_added_later_keeps_earlier_run_ids_at_the_value_they_ran_at(config):
+    """dataset.shuffle came after records existed: a config stating shuffle=true has the run_id of the same config
+    without the key (a record written before it), shuffle=false is another run, and the caller's dict is untouched."""
+    assert records.ADDED_KEYS == {"dataset.shuffle": True}
+    assert config["dataset"]["shuffle"] is True
+    before = {**config, "dataset": {k: v for k, v in config["dataset"].items() if k != "shuffle"}}
+    assert records.run_id(config) == records.run_id(before)
+    sequential = {**config, "dataset": {**config["dataset"], "shuffle": False}}
+    assert records.run_id(sequential) != records.run_id(config)
+    assert config["dataset"]["shuffle"] is True and sequential["dataset"]["shuffle"] is False
+
+
 def test_run_id_follows_composed_overrides():
     a = records.to_container(compose_config("optimizer=sgd", "optimizer.lr=0.1"))
     b = records.to_container(compose_config("optimizer=sgd", "optimizer.lr=1e-1", "log_every=7"))

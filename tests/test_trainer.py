@@ -425,3 +425,16 @@ def test_newton_hessian_vector_products_are_charged(small_cfg, tmp_path):
     charged = summary["cost"]["grad_evals"]
     assert charged > len(calls)  # the HVPs are paid for, beyond the closure calls
     assert charged <= 10 * 3  # 3 steps, never beyond the cap of 10 per step
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_dataset_shuffle_false_trains_in_the_same_order_every_epoch(small_cfg, shuffle):
+    """dataset.shuffle=false is the authors' grain.SequentialSampler: the training split in its file order, every
+    epoch; the default draws a new permutation per (seed, epoch)."""
+    job = trainer.Trainer(small_cfg("optimizer=sgd", f"dataset.shuffle={str(shuffle).lower()}"))
+    job._setup()  # data, loaders, model and optimizer, as run() builds them
+    loader = job.train_loader
+    first, second = ([y.tolist() for _, y in loader.batches(epoch)] for epoch in (0, 1))
+    labels = loader.split.labels.tolist()
+    assert (first == second) is not shuffle
+    assert (sum(first, []) == labels) is not shuffle
