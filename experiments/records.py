@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -91,9 +92,11 @@ def finished_status(directory: Path) -> str | None:
     return status if status in FINISHED else None
 
 
+@functools.cache
 def source_sha256() -> str:
     """sha256 of every ``*.py`` file of :data:`SOURCE_PACKAGES` (paths and contents): the code version a skip
-    compares, cheap (no git, works in an installed copy too)."""
+    compares, cheap (no git, works in an installed copy too). Once per process: every job of a multirun runs the
+    code its process loaded, so a file edited mid-sweep must not reach the later jobs' records."""
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for package in SOURCE_PACKAGES:
@@ -304,8 +307,10 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """HEAD of the repository this package lives in, with ``-dirty`` if tracked files changed; None outside git."""
+    """HEAD of the repository this package lives in, with ``-dirty`` if tracked files changed; None outside git.
+    Once per process, as :func:`source_sha256`."""
     repo = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:

@@ -155,4 +155,14 @@ def test_environment(monkeypatch):
         raise subprocess.CalledProcessError(128, "git")
 
     monkeypatch.setattr(records.subprocess, "run", no_git)
-    assert records.git_commit() is None
+    assert records.git_commit.__wrapped__() is None  # uncached: the process's first answer is kept otherwise
+
+
+def test_code_identity_is_taken_once_per_process(monkeypatch):
+    """A multirun's later jobs run the code their process loaded: a source file edited mid-sweep changes neither the
+    source hash nor the commit their records state."""
+    first, commit = records.source_sha256(), records.git_commit()
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"edited mid-sweep")
+    monkeypatch.setattr(records.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "f" * 40, ""))
+    assert records.source_sha256() == first and records.git_commit() == commit
+    assert records.source_sha256.__wrapped__() != first  # what a new process would record
