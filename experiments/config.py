@@ -225,9 +225,10 @@ class Config:
     batch_size: int = 256
     eval_batch_size: int = 1024  # validation/test batch size (eval mode: numbers equal up to float rounding)
     loss_scale: float = 1.0  # the training loss is loss_scale × mean cross-entropy (SPEC §4)
-    max_grad_evals: int | None = None  # stop training once this many gradient evaluations are spent
+    max_grad_evals: int | None = None  # stop before a step that could spend more gradient evaluations than this
     max_sgd_epochs: float | None = None  # the same, in units of one SGD epoch (batches per epoch evaluations)
-    budget_sgd_epochs: list[float] = field(default_factory=list)  # extra evaluations at k × batches/epoch evals
+    # extra evaluations, each at the last point at or below k × batches/epoch gradient evaluations
+    budget_sgd_epochs: list[float] = field(default_factory=list)
     scheduler: Scheduler = Scheduler.none
     log_every: int = 50  # steps between steps.csv rows
     runs_dir: str = "runs"

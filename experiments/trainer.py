@@ -23,7 +23,7 @@ import math
 import re
 import time
 import traceback
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import fields
@@ -38,7 +38,7 @@ from experiments import fast_path, records
 from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
-from experiments.optim import build_optimizer, check_optimizer_config
+from experiments.optim import build_optimizer, check_optimizer_config, evals_per_step
 from experiments.preflight import PreflightError, dataset_files, missing_datasets
 from experiments.wandb_logger import NullLogger, make_logger, resolve_mode
 from rbo.common import DivergenceError, global_sq_norm
@@ -287,7 +287,8 @@ class Trainer:
         self.grad_eval_limit = min((n for n in limits if n is not None), default=None)
         self.budgets = sorted(k * len(self.train_loader) for k in cfg.budget_sgd_epochs)  # in grad evals
         self.budget_epochs = sorted(cfg.budget_sgd_epochs)
-        self.budgets_done = bisect_right(self.budgets, self.counters["grad_evals"])
+        self.budgets_done = sum(row["trigger"] == "budget" for row in self.metrics)  # a resumed run has some
+        self.step_cost = evals_per_step(cfg.optimizer)  # at most, per step: what the budgets and the cap plan with
 
     def _checkpoint(self) -> None:
         """``checkpoint.pt``: tensors and primitive containers only (``torch.load(weights_only=True)``)."""
@@ -438,7 +439,18 @@ class Trainer:
         return self.epoch + self.closure.consumed / len(self.train_loader)
 
     def _budget_spent(self) -> bool:
-        return self.grad_eval_limit is not None and self.counters["grad_evals"] >= self.grad_eval_limit
+        """Whether the next step could take the run past its evaluation cap: it is not taken, so a capped run never
+        spends more than its cap (an optimizer whose step costs K evaluations stops at the last multiple of K)."""
+        return self.grad_eval_limit is not None and \
+            self.counters["grad_evals"] + self.step_cost > self.grad_eval_limit
+
+    def _budget_rows(self) -> None:
+        """A ``budget`` row for each budget the next step could pass: the last point at or below it, so every
+        optimizer is compared at no more than the evaluations it names (SGD: exactly there)."""
+        due = bisect_left(self.budgets, self.counters["grad_evals"] + self.step_cost)
+        for k in self.budget_epochs[self.budgets_done:due]:
+            self._row("budget", self._position(), budget_sgd_epochs=k)
+        self.budgets_done = max(self.budgets_done, due)
 
     def _train(self) -> None:
         self.model.train()
@@ -464,6 +476,7 @@ class Trainer:
         sums: dict = {}  # per diagnostic key, over this epoch's steps (device tensors: no host sync)
         steps = 0
         bar = self.bar
+        self._budget_rows()
         self._clock_start()
         while closure.next_step():
             before, evals_before = closure.consumed - 1, self.counters["grad_evals"]
@@ -486,10 +499,7 @@ class Trainer:
                 self._clock_stop()
                 loss = self._log_step(diag)
                 bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", acc=f"{closure.train_means()[1]:.3f}")
-            crossed = bisect_right(self.budgets, self.counters["grad_evals"])
-            for k in self.budget_epochs[self.budgets_done:crossed]:
-                self._row("budget", self._position(), budget_sgd_epochs=k)
-            self.budgets_done = crossed
+            self._budget_rows()
             if self._budget_spent():
                 break
             if self._t0 is None:

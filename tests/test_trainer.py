@@ -95,14 +95,15 @@ def test_end_to_end_record_per_optimizer(small_cfg, name):
 
 
 def test_budget_rows_and_grad_eval_cap(small_cfg):
-    """Budget rows where cumulative evaluations cross k × batches/epoch; training stops at max_grad_evals."""
+    """Budget rows at the last point at or below k × batches/epoch evaluations (0.5 epoch = 1.5 evaluations: after
+    1 step); training stops at max_grad_evals."""
     cfg = small_cfg("optimizer=sgd", "epochs=4", "budget_sgd_epochs=[2,0.5]", "max_grad_evals=7")
     summary = run(cfg)
     metrics = read_csv(record_of(cfg) / "metrics.csv")
     got = [(r["trigger"], int(r["grad_evals"]), r["budget_sgd_epochs"]) for r in metrics]
-    assert got == [("init", 0, "nan"), ("budget", 2, "0.5"), ("epoch", 3, "nan"), ("budget", 6, "2.0"),
+    assert got == [("init", 0, "nan"), ("budget", 1, "0.5"), ("epoch", 3, "nan"), ("budget", 6, "2.0"),
                    ("epoch", 6, "nan"), ("epoch", 7, "nan")]
-    assert [float(r["epoch"]) for r in metrics] == pytest.approx([0, 2 / 3, 1, 2, 2, 7 / 3])
+    assert [float(r["epoch"]) for r in metrics] == pytest.approx([0, 1 / 3, 1, 2, 2, 7 / 3])
     assert metrics[3]["test_loss"] == metrics[4]["test_loss"]  # same point, same evaluation
     assert summary["status"] == "completed" and summary["epochs_completed"] == pytest.approx(7 / 3)
     assert summary["cost"]["grad_evals"] == 7
@@ -134,6 +135,20 @@ def test_same_seed_same_metrics(small_cfg, tmp_path):
     assert read_csv(record_of(a) / "steps.csv") == read_csv(record_of(b) / "steps.csv")
     assert read_csv(record_of(a) / "metrics.csv") != read_csv(record_of(c) / "metrics.csv")
 
+
+
+def test_a_k_evaluation_step_is_never_taken_past_a_budget_or_the_cap(small_cfg):
+    """RBO with K = 2 evaluations per step, 3 batches per epoch: the budget of 1.5 evaluations is read at init (one
+    step would spend 2), that of 3 after one step (2), and a cap of 5 stops it at 4: no row and no run ever holds
+    more evaluations than the budget or cap it names (the equal-compute comparison is at or below the budget)."""
+    cfg = small_cfg("optimizer=rbo", "optimizer.proj_steps=2", "epochs=3", "budget_sgd_epochs=[0.5,1]",
+                    "max_grad_evals=5")
+    summary = run(cfg)
+    metrics = read_csv(record_of(cfg) / "metrics.csv")
+    got = [(r["trigger"], int(r["grad_evals"]), r["budget_sgd_epochs"]) for r in metrics]
+    assert got == [("init", 0, "nan"), ("budget", 0, "0.5"), ("budget", 2, "1.0"), ("epoch", 4, "nan")]
+    assert [float(r["epoch"]) for r in metrics] == pytest.approx([0, 0, 1 / 3, 2 / 3])
+    assert summary["status"] == "completed" and summary["cost"]["grad_evals"] == 4
 
 # Optimizer state (momentum, noise generator), scheduler state and budget rows on both sides of the restart.
 RESUME = ("optimizer=entropy_sgd", "optimizer.momentum=0.9", "optimizer.noise=0.01", "scheduler=cosine",
@@ -202,7 +217,8 @@ def test_failed_run_is_recorded_and_resumes(small_cfg, monkeypatch, uninterrupte
     path = record_of(cfg)
     summary = json.loads((path / "summary.json").read_text())
     assert summary["status"] == "failed" and "Traceback" in summary["error"] and "boom" in summary["error"]
-    assert [r["trigger"] for r in read_csv(path / "metrics.csv")] == ["init", "budget", "epoch", "epoch"]
+    # budgets 4.5 and 13.5 evaluations at 2 per step: read at 4 (epoch 1) and at 12 (the end of epoch 2)
+    assert [r["trigger"] for r in read_csv(path / "metrics.csv")] == ["init", "budget", "epoch", "budget", "epoch"]
 
     monkeypatch.setattr(trainer.Closure, "__call__", closure)
     assert run(cfg)["status"] == "completed"
