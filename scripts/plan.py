@@ -158,16 +158,16 @@ def batches_per_epoch(cfg: DictConfig) -> int:
 
 
 def grad_evals(cfg: DictConfig) -> int:
-    """The run's training gradient evaluations: every epoch, capped by its budget."""
+    """The run's training gradient evaluations: every epoch, capped by its budget (the trainer takes no step that
+    could pass the cap: it stops at the last multiple of a step's evaluations)."""
     from experiments.optim import evals_per_step
 
-    per_epoch = batches_per_epoch(cfg)
+    per_epoch, per_step = batches_per_epoch(cfg), evals_per_step(cfg.optimizer)
     fresh = cfg.optimizer.name == "entropy_sgd" and cfg.optimizer.fresh_batches  # one evaluation per batch
-    total = cfg.epochs * per_epoch * (1 if fresh else evals_per_step(cfg.optimizer))
-    if cfg.max_sgd_epochs is not None:
-        total = min(total, math.ceil(cfg.max_sgd_epochs * per_epoch))
-    if cfg.max_grad_evals is not None:
-        total = min(total, cfg.max_grad_evals)
+    total = cfg.epochs * per_epoch * (1 if fresh else per_step)
+    caps = [cfg.max_grad_evals, None if cfg.max_sgd_epochs is None else math.ceil(cfg.max_sgd_epochs * per_epoch)]
+    for cap in filter(None, caps):
+        total = min(total, cap // per_step * per_step)
     return total
 
 

@@ -415,15 +415,16 @@ def test_plan_cli_passes_overrides_after_double_dash(monkeypatch, capsys, tmp_pa
     assert plan.main(["--has-pending", "quick/heatmap", "--", f"runs_dir={tmp_path}"]) == 0
 
 
-@pytest.mark.parametrize("overrides, per_step", [
-    (["optimizer=sgd"], 1), (["optimizer=sam"], 2), (["optimizer=entropy_sgd"], 20),
-    (["optimizer=entropy_sgd", "optimizer.fresh_batches=true"], 1), (["optimizer=rbo"], 100),
-    (["optimizer=sgd_k_steps"], 100)])
-def test_plan_counts_the_evaluations_each_optimizer_spends(overrides, per_step):
+@pytest.mark.parametrize("overrides, per_batch, per_step", [
+    (["optimizer=sgd"], 1, 1), (["optimizer=sam"], 2, 2), (["optimizer=entropy_sgd"], 20, 20),
+    (["optimizer=entropy_sgd", "optimizer.fresh_batches=true"], 1, 20), (["optimizer=rbo"], 100, 100),
+    (["optimizer=sgd_k_steps"], 100, 100)])
+def test_plan_counts_the_evaluations_each_optimizer_spends(overrides, per_batch, per_step):
+    """Every epoch's evaluations; under a cap, the last whole step within it (the trainer takes no step past it)."""
     from conftest import compose_config
 
     cfg = compose_config("dataset=mnist_subset", "epochs=3", *overrides)  # 7,000 training digits: 28 batches
     assert plan.batches_per_epoch(cfg) == 28
-    assert plan.grad_evals(cfg) == 3 * 28 * per_step
-    capped = compose_config("dataset=mnist_subset", "epochs=3", "max_sgd_epochs=0.5", *overrides)
-    assert plan.grad_evals(capped) == min(3 * 28 * per_step, 14)
+    assert plan.grad_evals(cfg) == 3 * 28 * per_batch
+    capped = compose_config("dataset=mnist_subset", "epochs=3", "max_sgd_epochs=2.5", *overrides)  # 70 evaluations
+    assert plan.grad_evals(capped) == min(3 * 28 * per_batch, 70 // per_step * per_step)
