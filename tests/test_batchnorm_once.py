@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from experiments.config import EntropySGDConfig, RBOConfig, SGDEffectiveLRConfig, SGDKStepsConfig
-from experiments.optim import OPTIMIZERS
+from experiments.optim import OPTIMIZERS, evals_per_step
 from experiments.trainer import Trainer
 
 
@@ -32,8 +32,9 @@ REFERENCE: dict[str, torch.Tensor] = {}  # SGD's buffers after one step, compute
 
 
 def buffers_after_one_step(small_cfg, name: str) -> dict[str, torch.Tensor]:
-    cfg = small_cfg(f"optimizer={name}", "model=resnet6", "epochs=1", "batch_size=8", "max_grad_evals=1", "log_every=1",
+    cfg = small_cfg(f"optimizer={name}", "model=resnet6", "epochs=1", "batch_size=8", "log_every=1",
                     *few_inner_evaluations(name))
+    cfg.max_grad_evals = evals_per_step(cfg.optimizer)  # one step's evaluations: the trainer stops after one step
     trainer = Trainer(cfg)
     assert trainer.run()["status"] == "completed"
     assert trainer.counters["step"] == 1
