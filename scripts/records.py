@@ -61,6 +61,7 @@ class Records:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (record folder, reason)
     damaged: list[tuple[str, str]] = field(default_factory=list)  # read without its curves: (record folder, reason)
     left_out: dict[str, int] = field(default_factory=dict)  # experiment not asked for -> its number of records
+    superseded: list[tuple[str, str]] = field(default_factory=list)  # a newer record of its seed: (folder, which)
 
     def select(self, experiments) -> Records:
         """Only the records of ``experiments``; the others are counted in ``left_out``, never read into a table."""
@@ -69,7 +70,7 @@ class Records:
         left = self.runs.loc[~keep, "experiment"].value_counts().to_dict() if len(self.runs) else {}
         metrics = self.metrics[self.metrics["experiment"].isin(wanted)] if len(self.metrics) else self.metrics
         return Records(self.runs[keep].reset_index(drop=True), metrics.reset_index(drop=True), self.skipped,
-                       self.damaged, {**self.left_out, **left})
+                       self.damaged, {**self.left_out, **left}, self.superseded)
 
     def describe(self) -> str:
         """Human-readable account of what was read, what was skipped and what was left out."""
@@ -84,6 +85,10 @@ class Records:
         if self.damaged:
             lines.append(f"read {len(self.damaged)} records without their curves (final metrics only):")
             lines += [f"  damaged {path}: {reason}" for path, reason in self.damaged]
+        if self.superseded:
+            lines.append(f"left out {len(self.superseded)} records superseded by a newer record of the same settings "
+                         "and seed (one run per seed is averaged, never two):")
+            lines += [f"  superseded {path}: by {by}" for path, by in self.superseded]
         if self.left_out:
             lines.append(f"left out {sum(self.left_out.values())} records of experiments not asked for: "
                          + ", ".join(f"{name} ({n})" for name, n in sorted(self.left_out.items())))
@@ -215,6 +220,7 @@ def _read_run(path: Path, root: Path) -> tuple[dict, pd.DataFrame | None, str | 
         "device": summary.get("device"),
         "hardware": _hardware(summary),
         "git_commit": summary.get("git_commit"),
+        "finished_at": summary.get("finished_at") or summary.get("started_at") or "",
         "group": hashlib.sha256(key.encode()).hexdigest()[:10],
         "params": params,
         "hyper": json.dumps(summary.get("hyper") or {}, sort_keys=True, default=str),
@@ -250,7 +256,28 @@ def load_records(runs_dir: str | Path) -> Records:
     metrics = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=list(IDENTITY))
     if "trigger" in metrics:
         metrics["trigger"] = metrics["trigger"].astype(str)
-    return Records(runs=runs, metrics=metrics, skipped=skipped, damaged=damaged)
+    runs, metrics, superseded = _one_record_per_seed(runs, metrics)
+    return Records(runs=runs, metrics=metrics, skipped=skipped, damaged=damaged, superseded=superseded)
+
+
+def _one_record_per_seed(runs: pd.DataFrame, metrics: pd.DataFrame):
+    """Two records of one group and seed (a rerun under a new run id, e.g. after a config key was added) are one
+    run, not two samples: the newest finished one is kept (a running one only if none finished), the others are
+    returned as superseded, never averaged."""
+    if not len(runs):
+        return runs, metrics, []
+    ranked = runs.assign(_finished=runs["status"] != "running").sort_values(
+        ["_finished", "finished_at", "path"], ascending=False, kind="stable")
+    newest = ranked.drop_duplicates(["group", "seed"])
+    dropped = ranked.drop(newest.index)
+    kept_path = newest.set_index(["group", "seed"])["path"]
+    superseded = [(row.path, kept_path[(row.group, row.seed)]) for row in dropped.itertuples()]
+    for path, by in superseded:
+        warnings.warn(f"{path} is superseded by {by} (same settings and seed): not read", RecordWarning, stacklevel=3)
+    keep = runs.index.isin(newest.index)
+    if len(metrics):
+        metrics = metrics[~metrics["run_id"].isin(dropped["run_id"])]
+    return runs[keep].reset_index(drop=True), metrics.reset_index(drop=True), superseded
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -318,3 +318,21 @@ def test_a_record_without_a_later_dataset_option_groups_with_those_at_its_defaul
     write_run(tmp_path, seed=2, config={"dataset": {"name": "mnist", "val_size": 5000, "shuffle": False}})
     groups = load_records(tmp_path).runs.groupby("group")["seed"].apply(sorted).tolist()
     assert sorted(groups) == [[0, 1], [2]]
+
+
+def test_two_records_of_one_seed_are_one_run_the_newest(tmp_path):
+    """A rerun under a new run id (here: a record written before cuda_graphs existed, then the same settings again)
+    leaves two records of seed 0 in one group: the newest finished one is read, the other is listed as superseded,
+    and the group has n = 2 seeds, not 3 samples."""
+    old = write_run(tmp_path, seed=0, final_acc=0.5)
+    new = write_run(tmp_path, seed=0, final_acc=0.9, config={"cuda_graphs": False})
+    write_run(tmp_path, seed=1, final_acc=0.9)
+    summary = json.loads((new / "summary.json").read_text())
+    (new / "summary.json").write_text(json.dumps({**summary, "finished_at": "2025-02-01T00:00:00"}))
+    with pytest.warns(RecordWarning, match="superseded"):
+        records = load_records(tmp_path)
+    assert sorted(records.runs["seed"]) == [0, 1] and records.runs["group"].nunique() == 1
+    assert records.runs.set_index("seed").loc[0, "final_test_acc"] == 0.9
+    assert set(records.metrics["run_id"]) == set(records.runs["run_id"])
+    assert records.superseded == [(str(old), str(new))]
+    assert f"superseded {old}: by {new}" in records.describe()
