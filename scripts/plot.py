@@ -410,6 +410,17 @@ def ironing_plotter():
     return plot_ironing
 
 
+def remove_stale(stem: Path) -> list[str]:
+    """Delete ``stem``'s figure files left by an earlier run of this script (the records no longer give that
+    figure: a figure that stays would show runs that are not what the tables now read); a note per file."""
+    notes = []
+    for path in (stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"):
+        if path.is_file():
+            path.unlink()
+            notes.append(f"removed {path}: the records no longer give this figure")
+    return notes
+
+
 def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """Every figure of the records; returns (written files, notes on what was skipped)."""
     out, written, notes = Path(out_dir), [], []
@@ -426,12 +437,15 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
             notes.append(f"{title}: no completed or diverged run with evaluations, no curves")
         if fig is not None:
             written += save(fig, folder / f"curves_{dataset}_{model}")
-        if (groups["n"] > 0).any():
-            fig = cost_figure(groups, title)
-            if fig is None:
+        else:
+            notes += remove_stale(folder / f"curves_{dataset}_{model}")
+        fig = cost_figure(groups, title) if (groups["n"] > 0).any() else None
+        if fig is None:
+            if (groups["n"] > 0).any():
                 notes.append(f"{title}: every optimizer spends the same gradient evaluations per step, no cost bars")
-            else:
-                written += save(fig, folder / f"cost_{dataset}_{model}")
+            notes += remove_stale(folder / f"cost_{dataset}_{model}")
+        else:
+            written += save(fig, folder / f"cost_{dataset}_{model}")
         grid = agg.heatmaps.get((experiment, dataset, model))
         if grid is not None:
             written += save(heatmap_figure(grid, title), folder / f"heatmap_{dataset}_{model}")

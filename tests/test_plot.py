@@ -163,6 +163,21 @@ def test_cost_bars_only_when_optimizers_differ(table1, tmp_path):
     assert plot.cost_figure(build(tmp_path / "grid", experiments=["paper/heatmap"]).groups, "t") is None
 
 
+def test_a_figure_the_records_no_longer_give_is_removed_not_left_stale(tmp_path):
+    """Cost bars from an earlier run stay on disk after the records stop giving them (here every group spends the
+    same evaluations per step): plot_all deletes them and says so; a figure it draws again is rewritten."""
+    write_heatmap(tmp_path / "grid")
+    figures = tmp_path / "results" / "paper" / "heatmap" / "figures"
+    figures.mkdir(parents=True)
+    for suffix in (".png", ".pdf"):
+        (figures / f"cost_mnist_mlp{suffix}").write_text("stale")
+        (figures / f"curves_mnist_mlp{suffix}").write_text("stale")
+    written, notes = plot.plot_all(build(tmp_path / "grid", experiments=["paper/heatmap"]), tmp_path / "results")
+    assert not list(figures.glob("cost_*"))
+    assert sum("removed" in n and "cost_mnist_mlp" in n for n in notes) == 2
+    assert figures / "curves_mnist_mlp.png" in written and (figures / "curves_mnist_mlp.png").read_bytes() != b"stale"
+
+
 def test_heatmap_labels_annotates_cells_and_marks_diverged(tmp_path):
     write_heatmap(tmp_path / "runs")
     agg = build(tmp_path / "runs", experiments=["paper/heatmap"])
