@@ -55,6 +55,7 @@ class Style:
 STYLES = {
     "rbo": Style("RBO", "RBO", "tab:red", "o"),
     "rbo_gauss_newton": Style("RBO (Gauss–Newton projection)", "RBO", "tab:orange", "D"),
+    "rbo_newton": Style("RBO (Newton projection)", "RBO", "darkred", "p"),
     "sgd": Style("SGD", "baseline", "tab:blue", "s"),
     "entropy_sgd": Style("Entropy-SGD", "baseline", "tab:purple", "v"),
     "sam": Style("SAM", "baseline", "tab:green", "^"),

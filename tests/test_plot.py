@@ -268,3 +268,9 @@ def test_accuracy_stays_linear_across_a_decade_and_settings_keep_their_optimizer
     sgd = {c for label, c in colours.items() if label.startswith("SGD")}
     rbo = {c for label, c in colours.items() if label.startswith("RBO")}
     assert len(sgd) == 2 and len(rbo) == 2 and not sgd & rbo
+
+
+def test_every_optimizer_of_the_suite_has_a_readable_name_and_style():
+    from experiments.optim import OPTIMIZERS
+
+    assert set(OPTIMIZERS) <= set(plot.STYLES), sorted(set(OPTIMIZERS) - set(plot.STYLES))
