@@ -203,6 +203,8 @@ class Trainer:
         self._t0: float | None = None  # training clock, running while not None
         self._steps_here = 0  # optimizer steps this process ran (the first WARMUP_STEPS are warm-up)
         self._started_here = time.monotonic()  # for the log lines' elapsed time and ETA
+        self._first_epoch = 0  # the epoch this process started from (set by _train, which resumes)
+        self.bar = tqdm(disable=True)  # _train opens the run's progress bar; _epoch alone (a benchmark) draws none
 
     def run(self) -> dict | None:
         """Train, resume or record the failure; returns the summary (as saved). Divergence is a result
