@@ -31,7 +31,7 @@ REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matche
           review/controls_effective_lr
 QUICK := quick/table1 quick/heatmap quick/controls_effective_lr
 FASHION := fashion/table1 fashion/controls_effective_lr fashion/heatmap
-FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr
+FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr fashion_cpu/convergence
 REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/tuned_fashion \
               review_cpu/tuned_fashion_adamw review_cpu/tuned_fashion_rbo review_cpu/loss_scale review_cpu/loss_scale_fashion \
               review_cpu/compute_matched review_cpu/compute_matched_fashion review_cpu/inner_solver_sgd review_cpu/inner_solver \
@@ -102,7 +102,7 @@ fashion: ## Table 1, the effective-lr control and the heat map on Fashion-MNIST
 	$(call launch,$(FASHION))
 	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION))"
 
-fashion-cpu: ## Fashion-MNIST at CPU scale: Table 1, then the effective-lr control
+fashion-cpu: ## Fashion-MNIST at CPU scale: Table 1, the effective-lr control, 5 epochs for the convergence claims
 	$(call launch,$(FASHION_CPU))
 	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION_CPU))"
 

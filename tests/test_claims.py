@@ -154,6 +154,18 @@ def test_a_baseline_that_never_trained_or_too_few_epochs_is_no_comparison(tmp_pa
     assert claim.verdict == f"{INCONCLUSIVE} ({CPU})" and "2 epochs; a ratio needs ≥ 5" in claim.primary.lines[0]
 
 
+def test_the_five_epoch_fashion_runs_decide_where_two_epochs_cannot(tmp_path):
+    """fashion_cpu/table1 at 2 epochs is below the convergence claims' minimum; fashion_cpu/convergence at 5 epochs
+    (same tier) is read by claims 2 and 3 and gives their verdict."""
+    write_row(tmp_path, "fashion_mnist", "mlp", 0.90, experiment="fashion_cpu/table1", epochs=2)
+    write_row(tmp_path, "fashion_mnist", "mlp", 0.90, experiment="fashion_cpu/convergence", epochs=5)
+    found = claims_of(tmp_path)
+    for name in (FASTER, FASTER_COMPUTE):
+        assert found[name].primary.experiment == "fashion_cpu/convergence"
+        assert found[name].verdict in (f"{SUPPORTED} ({REAL})", f"{NOT_SUPPORTED} ({REAL})")
+        assert {i.experiment for i in found[name].items} == {"fashion_cpu/table1", "fashion_cpu/convergence"}
+
+
 def test_real_data_outranks_the_cpu_subset(tmp_path):
     write_row(tmp_path, "mnist_subset", "mlp", 0.90, experiment="quick/table1")
     write_row(tmp_path, "fashion_mnist", "mlp", 0.90, experiment="fashion/table1", rbo_diverged=(0,))
