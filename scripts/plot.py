@@ -440,9 +440,10 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
             written += save(fig, folder / f"curves_{dataset}_{model}")
         else:
             notes += remove_stale(folder / f"curves_{dataset}_{model}")
-        fig = cost_figure(groups, title) if (groups["n"] > 0).any() else None
+        completed = (groups["n"] > 0).any()
+        fig = cost_figure(groups, title) if completed else None
         if fig is None:
-            if (groups["n"] > 0).any():
+            if completed:
                 notes.append(f"{title}: every optimizer spends the same gradient evaluations per step, no cost bars")
             notes += remove_stale(folder / f"cost_{dataset}_{model}")
         else:
