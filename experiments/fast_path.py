@@ -57,7 +57,7 @@ from torch import nn
 from rbo.common import frozen_running_stats
 
 JOBS_PER_GPU_ENV = "RBO_JOBS_PER_GPU"
-DEFAULT_JOBS_PER_GPU = 2  # until scripts/gpu_check.py's concurrency table says better for a given GPU
+DEFAULT_JOBS_PER_GPU = 2  # where this GPU's throughput was not measured (see jobs_per_gpu)
 WARMUP_EVALUATIONS = 3  # eager evaluations before capture (cuDNN/cuBLAS plans, allocator), alternating BN modes
 CUDA_ONLY_KEYS = ("cuda_graphs", "tf32")
 
@@ -101,9 +101,24 @@ def install(cfg, model: nn.Module, optimizer: torch.optim.Optimizer) -> GraphedC
 
 # ---- several runs per GPU (conf/hydra/launcher/local_gpu.yaml) ---------------------------------------------
 
+def default_jobs_per_gpu() -> int:
+    """The runs per GPU of the best aggregate throughput measured on this GPU
+    (:func:`scripts.plan.measured_jobs_per_gpu`, ``results/gpu/throughput.json``), else
+    :data:`DEFAULT_JOBS_PER_GPU`."""
+    if torch.cuda.is_available():
+        from scripts.plan import measured_jobs_per_gpu
+
+        measured = measured_jobs_per_gpu(torch.cuda.get_device_name(0))
+        if measured is not None:
+            return measured
+    return DEFAULT_JOBS_PER_GPU
+
+
 def jobs_per_gpu() -> int:
-    """``$RBO_JOBS_PER_GPU`` (default :data:`DEFAULT_JOBS_PER_GPU`), checked."""
-    value = os.environ.get(JOBS_PER_GPU_ENV, str(DEFAULT_JOBS_PER_GPU))
+    """``$RBO_JOBS_PER_GPU`` (default :func:`default_jobs_per_gpu`), checked."""
+    value = os.environ.get(JOBS_PER_GPU_ENV)
+    if value is None:
+        return default_jobs_per_gpu()
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{JOBS_PER_GPU_ENV}={value!r} is not allowed; allowed: an integer >= 1")
     return int(value)

@@ -10,12 +10,33 @@ first). ``python -m scripts.plan paper/table1 paper/heatmap [--device cuda] [-- 
 - Pre-flight (:mod:`experiments.preflight`): every job's values and every dataset, all problems in one message,
   exit 2 before anything is planned or launched. ``--fetch`` downloads datasets whose jobs say download=true.
 - Records: finished runs (completed, diverged) are skipped by the sweep, the others are pending.
-- Cost: pending gradient evaluations × the median seconds of one forward/backward pass of each model at its
-  batch size on this device, measured once per (model, input shape, batch, precision, device) and cached in
-  ``~/.cache/rbo-bench/plan-timings.json`` (``$XDG_CACHE_HOME`` honoured; the key also holds the torch
-  version, the CPU or GPU name and the thread count).
-- ``--confirm``: above ``--max-cpu-hours`` on a CPU, ask before launching; ``YES=1`` skips the question;
-  without a terminal to ask (or ``CI=true``) refuse with exit 3 instead of hanging.
+- Cost on ``--device``: pending gradient evaluations × the median seconds of one forward/backward pass of the
+  run's model, timed only for the models the asked experiments use (one timing per model, input shape, batch,
+  precision and device, a few seconds each: :func:`measure_pass`; each announced on stderr), cached in
+  ``~/.cache/rbo-bench/plan-timings.json`` (``$XDG_CACHE_HOME`` honoured; the key also holds the torch version,
+  the CPU or GPU name and the thread count) with the load average it was taken under. A CPU timing taken at a
+  load average at or above the core count is never served as is (:class:`Timings`): measured again when the
+  machine is idle now, else scaled by cores / load, and the estimates resting on it are marked. ``--no-timing``
+  counts evaluations only.
+- Cost on a GPU, from what was measured (:func:`read_gpu_throughput`): ``--gpu-throughput`` (default
+  ``results/gpu/throughput.json``, written by the GPU check) gives each run's hours as its evaluations / the
+  best aggregate rate measured for its setting; without the file the plan says that GPU cost is not measured.
+  The file, one JSON object::
+
+      {"device": "<torch.cuda.get_device_name()>", "torch": "<torch.__version__>", "measured_at": "<UTC ISO time>",
+       "rows": [{"model": "mlp", "input": [1, 28, 28], "batch": 256, "precision": "fp32" | "bf16",
+                 "path": "eager" | "cuda_graphs", "tf32": false, "channels_last": false,
+                 "runs_per_gpu": 1, "evals_per_second": 1234.5}, ...]}
+
+  ``evals_per_second``: training gradient evaluations per second (forward + backward of RBO's inner loop on that
+  model, input [channels, height, width] and batch), summed over the ``runs_per_gpu`` runs sharing the GPU. A run
+  matches the rows of its model, input, batch, precision, path (``cuda_graphs``), ``tf32`` and ``channels_last``;
+  of those the fastest counts. :func:`measured_jobs_per_gpu` gives ``RBO_JOBS_PER_GPU``'s default
+  (:mod:`experiments.fast_path`).
+- ``--confirm``: a CPU launch estimated within ``--max-cpu-hours`` goes ahead and says so; above it, a terminal
+  is asked; without one (stdin not a TTY, or ``CI=true``) it is refused with exit 3 and the command that
+  overrides it (``$RBO_MAKE_COMMAND``, set by the Makefile, with ``YES=1`` or a larger ``MAX_CPU_HOURS``).
+  ``YES=1`` launches without asking.
 - ``--summary``: after a sweep, which experiments have runs that did not finish (failed, or no record) and
   where their errors are; exit 1 if any.
 """
@@ -45,9 +66,12 @@ from experiments import records
 from experiments.config import CONF_DIR as CONF  # importing it registers the structured configs
 from experiments.controls import resolve_effective_lr
 
-TIMING_WARMUP = 2  # passes not timed (allocator, lazy initialisation)
-TIMING_REPEATS = (7, 30)  # timed passes: at least, at most ...
-TIMING_BUDGET_S = 2.0  # ... stopping once this much time was spent past the minimum
+TIMING_PASSES = 30  # timed passes of one model at most ...
+TIMING_BUDGET_S = 3.0  # ... and none started once this many seconds were spent on it, warm-up included
+GPU_THROUGHPUT = Path("results") / "gpu" / "throughput.json"
+GPU_PATHS = ("eager", "cuda_graphs")
+SETTING_FIELDS = ("model", "input", "batch", "precision", "path", "tf32", "channels_last")  # what a row measured
+MAKE_COMMAND_ENV = "RBO_MAKE_COMMAND"
 EXIT_PREFLIGHT, EXIT_REFUSED = 2, 3
 
 
@@ -171,27 +195,35 @@ def grad_evals(cfg: DictConfig) -> int:
     return total
 
 
+def describe(cfg: DictConfig) -> str:
+    """What one timing measures, e.g. ``mlp (1×28×28→10, batch 256, fp32)``."""
+    channels, size, classes, _ = shape(cfg)
+    return f"{cfg.model.name} ({channels}×{size}×{size}→{classes}, batch {cfg.batch_size}, {cfg.precision})"
+
+
 def timing_cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rbo-bench" / "plan-timings.json"
 
 
 def timing_key(cfg: DictConfig, device) -> str:
-    """What one pass costs depends on: the model and its options, the input shape, batch, precision, the device
-    (its name), the torch version and the number of threads."""
+    """What one pass costs depends on: the model and its options (not ``init``: the same arithmetic), the input
+    shape, batch, precision, the device (its name), the torch version and the number of threads."""
     import torch
 
     channels, size, classes, _ = shape(cfg)
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "init"}
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{records.cpu_name()} ({torch.get_num_threads()} threads)"
-    return json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True), "input": [channels, size, size],
-                       "classes": classes, "batch": cfg.batch_size, "precision": str(cfg.precision),
-                       "device": device.type, "hardware": hardware, "torch": torch.__version__}, sort_keys=True)
+    return json.dumps({"model": model, "input": [channels, size, size], "classes": classes, "batch": cfg.batch_size,
+                       "precision": str(cfg.precision), "device": device.type, "hardware": hardware,
+                       "torch": torch.__version__}, sort_keys=True)
 
 
 def measure_pass(cfg: DictConfig, device) -> float:
-    """Median seconds of one forward/backward pass of the run's model on a random batch: :data:`TIMING_WARMUP`
-    passes first, then at least ``TIMING_REPEATS[0]`` timed ones, more (up to ``TIMING_REPEATS[1]``) while the
-    time spent stays under :data:`TIMING_BUDGET_S`."""
+    """Median seconds of one forward/backward pass of the run's model on a random batch: one warm-up pass
+    (allocator, lazy initialisation), then up to :data:`TIMING_PASSES` timed ones, none started once
+    :data:`TIMING_BUDGET_S` seconds were spent. A warm-up pass that alone spent the budget (a large model on a CPU)
+    is the one sample: its set-up cost is small beside it."""
     import torch
 
     from experiments.models import build_model
@@ -216,70 +248,197 @@ def measure_pass(cfg: DictConfig, device) -> float:
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
-    for _ in range(TIMING_WARMUP):
-        one_pass()
+    warmup = one_pass()
+    if warmup >= TIMING_BUDGET_S:
+        return warmup
     times: list[float] = []
-    while len(times) < TIMING_REPEATS[0] or (len(times) < TIMING_REPEATS[1] and sum(times) < TIMING_BUDGET_S):
+    while not times or (len(times) < TIMING_PASSES and warmup + sum(times) < TIMING_BUDGET_S):
         times.append(one_pass())
     return statistics.median(times)
 
 
+def cpu_busy(load: float, cores: int) -> bool:
+    """A CPU is busy when its load average is at or above its core count: a timing then overstates an idle run."""
+    return load >= cores
+
+
 class Timings:
     """Seconds per forward/backward pass, measured once per :func:`timing_key` and kept in a JSON file with the
-    load average of the machine when it was measured (a busy CPU makes every estimate an upper bound)."""
+    load average and core count it was measured under. A CPU timing taken on a busy machine (:func:`cpu_busy`)
+    is never served as is: it is measured again when the machine is idle now, else scaled by cores / load (the
+    share of the CPU the timing had) and listed by :meth:`busy_note`. An idle timing replaces a busy one; a busy
+    one never replaces an idle one. ``retime``: measure every key once more (the cache still keeps the idle one)."""
 
     def __init__(self, path: Path | None = None, *, retime: bool = False):
         self.path = path or timing_cache_path()
         try:
-            self.cache = {} if retime else json.loads(self.path.read_text())
+            self.cache = json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.cache = {}
-        self.measured = 0
-        self.busy: dict[str, float] = {}  # timing keys used that were measured with a load average >= the cores
+        self.retime = retime
+        self.measured: set[str] = set()  # keys measured by this process
+        self.busy: dict[str, str] = {}  # keys served from a busy timing: what was measured and how it was scaled
+
+    def _is_busy(self, entry: dict, device) -> bool:
+        return device.type == "cpu" and cpu_busy(entry["load"], entry["cores"])
+
+    def _measure(self, cfg: DictConfig, device, key: str) -> None:
+        print(f"plan: timing {describe(cfg)} on {device} ...", file=sys.stderr, flush=True)
+        load = os.getloadavg()[0]
+        entry = {"seconds": measure_pass(cfg, device), "load": load, "cores": os.cpu_count()}
+        print(f"plan:   {entry['seconds'] * 1e3:,.1f} ms per pass (load average {load:.1f} on {entry['cores']} "
+              "cores)", file=sys.stderr, flush=True)
+        self.measured.add(key)
+        old = self.cache.get(key)
+        if isinstance(old, dict) and self._is_busy(entry, device) and not self._is_busy(old, device):
+            print(f"plan:   busy: the cached idle timing ({old['seconds'] * 1e3:,.1f} ms) stays", file=sys.stderr)
+            return
+        self.cache[key] = entry
+        try:
+            records.write_json(self.path, self.cache)
+        except OSError as err:  # a read-only home: the plan still works, it measures again next time
+            print(f"plan: could not write the timing cache {self.path}: {err}", file=sys.stderr)
 
     def seconds_per_eval(self, cfg: DictConfig, device) -> float:
         key = timing_key(cfg, device)
-        if key not in self.cache:
-            seconds = measure_pass(cfg, device)
-            self.cache[key] = {"seconds": seconds, "load": os.getloadavg()[0], "cores": os.cpu_count()}
-            self.measured += 1
-            try:
-                records.write_json(self.path, self.cache)
-            except OSError as err:  # a read-only home: the plan still works, it measures again next time
-                print(f"plan: could not write the timing cache {self.path}: {err}", file=sys.stderr)
-        entry = self.cache[key]
-        if not isinstance(entry, dict):  # a cache written before the load was kept
-            return float(entry)
-        if device.type == "cpu" and entry["load"] >= entry["cores"]:
-            self.busy[key] = entry["load"]
-        return entry["seconds"]
+        entry = self.cache.get(key)
+        if key not in self.measured and (
+                not (isinstance(entry, dict) and {"seconds", "load", "cores"} <= entry.keys())  # none, or no load
+                or self.retime
+                or (self._is_busy(entry, device) and not cpu_busy(os.getloadavg()[0], os.cpu_count()))):
+            self._measure(cfg, device, key)
+            entry = self.cache[key]
+        if not self._is_busy(entry, device):
+            return entry["seconds"]
+        scale = entry["cores"] / entry["load"]
+        self.busy[key] = (f"{describe(cfg)}: {entry['seconds'] * 1e3:,.1f} ms per pass at load "
+                          f"{entry['load']:.1f} on {entry['cores']} cores, counted as "
+                          f"{entry['seconds'] * scale * 1e3:,.1f} ms (× cores / load = {scale:.2f})")
+        return entry["seconds"] * scale
 
     def busy_note(self) -> str | None:
-        """What to say when a CPU estimate rests on timings taken while the machine was busy."""
+        """Which timings the marked estimates rest on, and how they were scaled."""
         if not self.busy:
             return None
-        return (f"{len(self.busy)} of these timings were measured while the CPU was busy (load average "
-                f"{max(self.busy.values()):.1f} on {os.cpu_count()} cores): their hours are upper bounds; "
-                f"--retime on an idle machine measures them again")
+        return ("* rests on CPU timings taken while the machine was busy (load average at or above its cores), "
+                "scaled to an idle machine; measured again by the first plan on an idle machine:\n"
+                + "\n".join(f"  {line}" for line in self.busy.values()))
+
+
+# ---- cost on a GPU, from the measured throughput ------------------------------------------------------------
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+ROW_FORMAT = {  # field: (check, what is allowed)
+    "model": (lambda v: isinstance(v, str) and bool(v), "a model name (conf/model)"),
+    "input": (lambda v: isinstance(v, list) and len(v) == 3 and all(map(_is_count, v)),
+              "[channels, height, width], integers >= 1"),
+    "batch": (_is_count, "an integer >= 1"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "fp32 or bf16"),
+    "path": (lambda v: v in GPU_PATHS, " or ".join(GPU_PATHS)),
+    "tf32": (lambda v: isinstance(v, bool), "true or false"),
+    "channels_last": (lambda v: isinstance(v, bool), "true or false"),
+    "runs_per_gpu": (_is_count, "an integer >= 1"),
+    "evals_per_second": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf,
+                         "a number > 0"),
+}
+
+
+def read_gpu_throughput(path: Path = GPU_THROUGHPUT) -> dict | None:
+    """The measured GPU throughput (format: module docstring), None if ``path`` does not exist. A file that does
+    not follow the format is a ``ValueError`` naming the file, the field, its value and what is allowed."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err}); allowed: the format of scripts/plan.py's "
+                         "docstring") from err
+
+    def refuse(field: str, value, allowed: str):
+        raise ValueError(f"{path}: {field}={value!r} is not allowed; allowed: {allowed}")
+
+    if not isinstance(data, dict):
+        refuse("the file", data, "a JSON object with device, torch, measured_at and rows")
+    for field in ("device", "torch", "measured_at"):
+        if not isinstance(data.get(field), str) or not data[field]:
+            refuse(field, data.get(field), "a non-empty string")
+    if not isinstance(data.get("rows"), list) or not data["rows"]:
+        refuse("rows", data.get("rows"), "a non-empty list of measurements")
+    for i, row in enumerate(data["rows"]):
+        if not isinstance(row, dict):
+            refuse(f"rows[{i}]", row, "an object with " + ", ".join(ROW_FORMAT))
+        for field, (check, allowed) in ROW_FORMAT.items():
+            if not check(row.get(field)):
+                refuse(f"rows[{i}].{field}", row.get(field), allowed)
+    return data
+
+
+def _setting(row: dict) -> tuple:
+    return tuple(tuple(row[f]) if f == "input" else row[f] for f in SETTING_FIELDS)
+
+
+def gpu_setting(cfg: DictConfig) -> tuple:
+    """The run's values of :data:`SETTING_FIELDS`: the throughput rows it can be estimated from."""
+    channels, size, _, _ = shape(cfg)
+    return _setting({"model": cfg.model.name, "input": [channels, size, size], "batch": cfg.batch_size,
+                     "precision": str(cfg.precision), "path": GPU_PATHS[bool(cfg.cuda_graphs)],
+                     "tf32": bool(cfg.tf32), "channels_last": bool(cfg.channels_last)})
+
+
+def best_rows(throughput: dict) -> dict[tuple, dict]:
+    """Per measured setting, the row of the highest aggregate ``evals_per_second`` (its ``runs_per_gpu`` is the
+    best number of runs to share the GPU)."""
+    best: dict[tuple, dict] = {}
+    for row in throughput["rows"]:
+        setting = _setting(row)
+        if setting not in best or row["evals_per_second"] > best[setting]["evals_per_second"]:
+            best[setting] = row
+    return best
+
+
+def describe_setting(setting: tuple) -> str:
+    """``vgg9 3×32×32 batch 256 fp32 cuda_graphs`` (``, tf32``, ``, channels_last`` when on)."""
+    model, (channels, height, width), batch, precision, path, tf32, channels_last = setting
+    options = "".join(f", {name}" for name, on in (("tf32", tf32), ("channels_last", channels_last)) if on)
+    return f"{model} {channels}×{height}×{width} batch {batch} {precision} {path}{options}"
+
+
+def measured_jobs_per_gpu(device_name: str, path: Path = GPU_THROUGHPUT) -> int | None:
+    """``RBO_JOBS_PER_GPU``'s default on the GPU ``device_name``: the runs per GPU of the best aggregate throughput
+    measured on that GPU, the smallest over the measured settings (more would slow one of them); None without a
+    measurement of this GPU."""
+    throughput = read_gpu_throughput(path)
+    if throughput is None or throughput["device"] != device_name:
+        return None
+    return min(row["runs_per_gpu"] for row in best_rows(throughput).values())
 
 
 # ---- before and after a launch ------------------------------------------------------------------------------
 
 def confirm_launch(hours: float, runs: int, device, max_cpu_hours: float) -> None:
     """Return if the launch may go ahead; else exit :data:`EXIT_REFUSED` (module docstring, ``--confirm``)."""
-    if device.type != "cpu" or hours <= max_cpu_hours:
+    if device.type != "cpu":
         return
-    what = (f"{runs} pending runs need an estimated {hours:,.1f} hours on this CPU, above the threshold of "
-            f"{max_cpu_hours:g} hours (MAX_CPU_HOURS)")
+    what = f"{runs} pending runs need an estimated {hours:,.2f} hours on this CPU"
+    if hours <= max_cpu_hours:
+        print(f"plan: {what}, within the budget of {max_cpu_hours:g} hours (MAX_CPU_HOURS); launching")
+        return
+    what += f", above the budget of {max_cpu_hours:g} hours (MAX_CPU_HOURS)"
     if os.environ.get("YES") == "1":
         print(f"plan: {what}; launching (YES=1)")
         return
+    command, budget = os.environ.get(MAKE_COMMAND_ENV), math.ceil(hours)
+    override = (f"`{command} YES=1`, or raise the budget: `{command} MAX_CPU_HOURS={budget}`" if command else
+                f"YES=1 in the environment, or raise the budget: --max-cpu-hours {budget}")
     if os.environ.get("CI", "").lower() in ("1", "true") or not sys.stdin.isatty():
-        print(f"plan: {what}. Not launched: no terminal to ask (CI, or stdin is not a TTY). Run again with YES=1 "
-              "to launch anyway, or DEVICE=cuda on a GPU machine.", file=sys.stderr)
+        print(f"plan: {what}. Not launched: no terminal to ask (CI, or stdin is not a TTY). To launch anyway: "
+              f"{override} (or DEVICE=cuda on a GPU machine).", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
     if input(f"plan: {what}. Launch them? [y/N] ").strip().lower() not in ("y", "yes"):
-        print("plan: not launched", file=sys.stderr)
+        print(f"plan: not launched. To launch without this question: {override}", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
 
 
@@ -318,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cpu-hours", type=float, default=2.0, help="the threshold of --confirm (hours)")
     parser.add_argument("--summary", action="store_true",
                         help="after a sweep: list the runs that did not finish; exit 1 if any")
+    parser.add_argument("--gpu-throughput", type=Path, default=GPU_THROUGHPUT,
+                        help=f"the measured GPU throughput (default {GPU_THROUGHPUT}; format: module docstring)")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args, extra = parser.parse_args(argv[:split]), argv[split + 1:]  # after --: Hydra overrides for every job
@@ -326,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.has_pending:
             return 0 if any(j.pending for e in args.experiments for j in expand(e, extra)) else 1
+        throughput = None if args.summary else read_gpu_throughput(args.gpu_throughput)
         planned = {e: expand(e, extra) for e in args.experiments}
         if args.summary:
             lines = [line for e, jobs in planned.items() if (line := unfinished_report(e, jobs))]
@@ -340,10 +502,14 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(args.device)
     timings = Timings(retime=args.retime)
+    best = best_rows(throughput) if throughput else {}
+    gpu_used: dict[tuple, dict] = {}
+    gpu_missing: set[tuple] = set()
     total_hours, total_pending = 0.0, 0
+    gpu_column = f" est. hours on {throughput['device']} (measured) |" if throughput else ""
     print(f"| experiment | runs | finished | pending | failed before | pending gradient evaluations "
-          f"| est. hours on {device} |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          f"| est. hours on {device} |{gpu_column}")
+    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * bool(throughput))
     for experiment, jobs in planned.items():
         pending = [j for j in jobs if j.pending]
         evals = sum(grad_evals(j.cfg) for j in pending)
@@ -351,26 +517,45 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_timing:
             seconds = sum(grad_evals(j.cfg) * timings.seconds_per_eval(j.cfg, device) for j in pending)
             total_hours += seconds / 3600
-            hours = f"{seconds / 3600:.2f}"
+            busy = any(timing_key(j.cfg, device) in timings.busy for j in pending)
+            hours = f"{seconds / 3600:.2f}" + "*" * busy
+        gpu_hours = ""
+        if throughput:
+            settings = [gpu_setting(j.cfg) for j in pending]
+            gpu_missing.update(s for s in settings if s not in best)
+            gpu_used.update((s, best[s]) for s in settings if s in best)
+            rates = [best[s]["evals_per_second"] if s in best else None for s in settings]
+            gpu_hours = " not measured |" if None in rates else \
+                f" {sum(grad_evals(j.cfg) / rate for j, rate in zip(pending, rates)) / 3600:.2f} |"
         total_pending += len(pending)
         failed = sum(j.status == "failed" for j in jobs)
         print(f"| {experiment} | {len(jobs)} | {len(jobs) - len(pending)} | {len(pending)} | {failed} | {evals:,} "
-              f"| {hours} |")
+              f"| {hours} |{gpu_hours}", flush=True)
         if args.pending:
             for job in pending:
                 print("   ", " ".join(job.overrides))
     for message in to_fetch:
         print(f"\nnote: {message}")
     if not args.no_timing:
-        print(f"\n(hours: pending evaluations x the median of {TIMING_REPEATS[0]}+ timed forward/backward passes of "
-              f"each model, {timings.measured} measured now, the rest from {timings.path}; evaluation passes, data "
-              "movement and optimizer arithmetic come on top)")
+        print(f"\nhours on {device}: pending evaluations × the median seconds of a forward/backward pass of each model "
+              f"({len(timings.measured)} timed now, the rest from {timings.path}); evaluation passes, data movement "
+              "and optimizer arithmetic come on top.")
         if note := timings.busy_note():
-            print(f"note: {note}")
-        if args.confirm:
-            confirm_launch(total_hours, total_pending, device, args.max_cpu_hours)
+            print(note)
+    if throughput:
+        print(f"hours on {throughput['device']}: measured by the GPU check ({args.gpu_throughput}, torch "
+              f"{throughput['torch']}, {throughput['measured_at']}); each run's evaluations / the best aggregate rate "
+              "measured for its setting, i.e. with that many runs sharing one GPU:"
+              + "".join(f"\n  {describe_setting(s)}, {row['runs_per_gpu']} runs per GPU: "
+                        f"{row['evals_per_second']:,.0f} evaluations/s" for s, row in sorted(gpu_used.items()))
+              + "".join(f"\n  {describe_setting(s)}: not measured" for s in sorted(gpu_missing)))
+    else:
+        print(f"GPU: not measured. No GPU has measured this suite's throughput yet ({args.gpu_throughput} does not "
+              "exist; the GPU check writes it on a GPU machine, README \"Parallel sweeps\"), so this plan gives no "
+              "GPU estimate.")
+    if args.confirm and not args.no_timing:
+        confirm_launch(total_hours, total_pending, device, args.max_cpu_hours)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -5,6 +5,7 @@ and the summary after a sweep."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -95,76 +96,158 @@ def test_each_job_composes_as_hydra_composes_it(tmp_path):
 
 # ---- timings --------------------------------------------------------------------------------------------
 
-def test_timings_are_measured_once_and_cached(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(plan, "measure_pass", lambda cfg, device: calls.append(cfg.seed) or 0.25)
+@pytest.fixture
+def load(monkeypatch):
+    """Set the 1-minute load average the plan sees on a 2-core machine: ``load(4.5)``."""
+    monkeypatch.setattr(plan.os, "cpu_count", lambda: 2)
+
+    def set_load(value: float) -> None:
+        monkeypatch.setattr(plan.os, "getloadavg", lambda: (value, value, value))
+
+    set_load(0.3)
+    return set_load
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """measure_pass replaced by a stub returning ``passes.seconds`` and recording what it timed."""
+
+    class Passes:
+        seconds, timed = 0.25, []
+
+    def fake(cfg, device):
+        Passes.timed.append(plan.describe(cfg))
+        return Passes.seconds
+
+    Passes.timed = []
+    monkeypatch.setattr(plan, "measure_pass", fake)
+    return Passes
+
+
+def test_timings_are_measured_once_and_cached(tmp_path, load, passes):
     cpu = torch.device("cpu")
     jobs = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
+    torch_init = plan.expand("quick/table1_torch_init", [f"runs_dir={tmp_path}"])  # same arithmetic, other init
     cache = tmp_path / "timings.json"
     timings = plan.Timings(cache)
-    assert {timings.seconds_per_eval(j.cfg, cpu) for j in jobs} == {0.25}
-    assert len(calls) == 1  # one model, one input shape, one batch size
+    assert {timings.seconds_per_eval(j.cfg, cpu) for j in jobs + torch_init} == {0.25}
+    assert len(passes.timed) == 1  # one model, one input shape, one batch size
     again = plan.Timings(cache)
-    assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(calls) == 1 and again.measured == 0
+    assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(passes.timed) == 1 and not again.measured
     key = json.loads(next(iter(json.loads(cache.read_text()))))
     assert key["torch"] == torch.__version__ and key["batch"] == jobs[0].cfg.batch_size and key["model"]["name"]
-    monkeypatch.setattr(torch, "__version__", "0.0-other")  # another torch: measured again
-    assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(calls) == 2
+    with pytest.MonkeyPatch.context() as other:
+        other.setattr(torch, "__version__", "0.0-other")  # another torch: measured again
+        assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(passes.timed) == 2
 
 
-def test_a_timing_taken_on_a_busy_cpu_is_flagged_and_retime_measures_again(tmp_path, monkeypatch):
-    """A CPU timing measured with a load average at or above the core count makes the plan say its hours are upper
-    bounds; one from an idle machine does not; --retime ignores the cache; a legacy float entry still reads."""
-    calls = []
-    monkeypatch.setattr(plan, "measure_pass", lambda cfg, device: calls.append(1) or 0.25)
-    monkeypatch.setattr(plan.os, "cpu_count", lambda: 2)
+def test_a_busy_timing_is_scaled_and_named_then_replaced_by_an_idle_one(tmp_path, load, passes):
+    """Measured at load 4.5 on 2 cores: served × 2/4.5 and named; served again (scaled) while the machine is busy;
+    measured again once it is idle, and the idle timing replaces the busy one; a busy retime keeps the idle one."""
     cpu, cache = torch.device("cpu"), tmp_path / "timings.json"
     [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
-    monkeypatch.setattr(plan.os, "getloadavg", lambda: (4.5, 4.0, 3.0))
+    load(4.5)
     busy = plan.Timings(cache)
-    busy.seconds_per_eval(job.cfg, cpu)
-    assert "load average 4.5 on 2 cores" in busy.busy_note()
+    assert busy.seconds_per_eval(job.cfg, cpu) == pytest.approx(0.25 * 2 / 4.5)
+    assert "250.0 ms per pass at load 4.5 on 2 cores, counted as 111.1 ms (× cores / load = 0.44)" in \
+        busy.busy_note()
+    still_busy = plan.Timings(cache)
+    assert still_busy.seconds_per_eval(job.cfg, cpu) == pytest.approx(0.25 * 2 / 4.5) and len(passes.timed) == 1
+    assert still_busy.busy_note() is not None
 
-    monkeypatch.setattr(plan.os, "getloadavg", lambda: (0.3, 0.2, 0.1))
-    assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.25 and len(calls) == 1
-    idle = plan.Timings(cache, retime=True)
-    idle.seconds_per_eval(job.cfg, cpu)
-    assert len(calls) == 2 and idle.busy_note() is None
-    after = plan.Timings(cache)  # the idle timing replaced the busy one in the cache
-    after.seconds_per_eval(job.cfg, cpu)
-    assert after.busy_note() is None and len(calls) == 2
+    load(0.5)
+    passes.seconds = 0.1
+    idle = plan.Timings(cache)
+    assert idle.seconds_per_eval(job.cfg, cpu) == 0.1 and len(passes.timed) == 2 and idle.busy_note() is None
+    load(3.0)
+    passes.seconds = 0.3
+    retimed = plan.Timings(cache, retime=True)  # measured again, busy: the idle timing stays
+    assert retimed.seconds_per_eval(job.cfg, cpu) == 0.1 and len(passes.timed) == 3 and retimed.busy_note() is None
+    assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.1 and len(passes.timed) == 3
 
+
+def test_a_cached_timing_without_its_load_is_measured_again(tmp_path, load, passes):
+    cpu, cache = torch.device("cpu"), tmp_path / "timings.json"
+    [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
     cache.write_text(json.dumps({plan.timing_key(job.cfg, cpu): 0.5}))
-    legacy = plan.Timings(cache)
-    assert legacy.seconds_per_eval(job.cfg, cpu) == 0.5 and legacy.busy_note() is None and len(calls) == 2
+    assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.25 and len(passes.timed) == 1
 
 
-def test_measure_pass_is_a_median_of_several_passes(monkeypatch):
-    """The median survives one pass slowed down by other load (a single sample would not)."""
-    ticks = iter([0.0, 1.0] * plan.TIMING_WARMUP + [0.0, 100.0] + [0.0, 0.01] * 100)  # pass 1 after warm-up: slow
-    monkeypatch.setattr(plan.time, "perf_counter", lambda: next(ticks))
-    monkeypatch.setattr(plan, "TIMING_REPEATS", (5, 5))
+def fake_clock(monkeypatch, durations: list[float]):
+    """perf_counter for measure_pass: pass i (the warm-up is pass 0) lasts ``durations[i]``; returns a function
+    giving the number of passes run so far (each reads the clock twice)."""
+    reads: list[None] = []
+
+    def perf_counter() -> float:
+        reads.append(None)
+        i = (len(reads) - 1) // 2
+        return sum(durations[:i]) + (durations[i] if len(reads) % 2 == 0 else 0.0)
+
+    monkeypatch.setattr(plan.time, "perf_counter", perf_counter)
+    return lambda: len(reads) // 2
+
+
+def test_measure_pass_is_a_median_within_a_budget(monkeypatch):
+    """Fast passes: a median of :data:`plan.TIMING_PASSES` passes, which one slow pass does not move. Slow passes:
+    none started past :data:`plan.TIMING_BUDGET_S`. A model whose warm-up pass alone spends the budget is timed by
+    that pass: a few seconds per model, not minutes."""
     cfg = plan.expand("quick/table1", ["runs_dir=/nonexistent"])[0].cfg
-    assert plan.measure_pass(cfg, torch.device("cpu")) == pytest.approx(0.01)
+    cpu = torch.device("cpu")
+    passes_run = fake_clock(monkeypatch, [0.05, 2.0] + [0.01] * 100)  # warm-up, one pass slowed by load, then fast
+    assert plan.measure_pass(cfg, cpu) == pytest.approx(0.01) and passes_run() == 1 + plan.TIMING_PASSES
+    passes_run = fake_clock(monkeypatch, [0.5] + [1.0] * 100)
+    assert plan.measure_pass(cfg, cpu) == pytest.approx(1.0)
+    assert passes_run() == 1 + math.ceil(plan.TIMING_BUDGET_S - 0.5)
+    passes_run = fake_clock(monkeypatch, [plan.TIMING_BUDGET_S * 3] + [1.0] * 10)
+    assert plan.measure_pass(cfg, cpu) == pytest.approx(plan.TIMING_BUDGET_S * 3) and passes_run() == 1
+
+
+def test_plan_times_only_the_models_of_the_asked_experiments_and_marks_busy_estimates(tmp_path, load, passes,
+                                                                                       capsys, monkeypatch):
+    runs = f"runs_dir={tmp_path / 'runs'}"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "idle"))
+    assert plan.main(["--device", "cpu", "quick/table1", "quick/heatmap", "--", runs]) == 0
+    out, err = capsys.readouterr()
+    assert passes.timed == ["mlp (1×28×28→10, batch 256, fp32)"]
+    assert "plan: timing mlp (1×28×28→10, batch 256, fp32) on cpu ..." in err
+    rows = [line for line in out.splitlines() if line.startswith("| quick/")]
+    assert len(rows) == 2 and not any("*" in row for row in rows) and "busy" not in out
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "busy"))
+    load(4.0)
+    assert plan.main(["--device", "cpu", "quick/table1", "--", runs]) == 0
+    out = capsys.readouterr().out
+    [row] = [line for line in out.splitlines() if line.startswith("| quick/table1 ")]
+    assert row.endswith("* |") and "mlp (1×28×28→10, batch 256, fp32): 250.0 ms per pass at load 4.0" in out
 
 
 # ---- the question before a launch ------------------------------------------------------------------------
 
 @pytest.fixture
 def no_answers(monkeypatch):
-    for var in ("YES", "CI"):
+    for var in ("YES", "CI", plan.MAKE_COMMAND_ENV):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked without a terminal"))
 
 
-def test_long_cpu_launch_without_a_terminal_is_refused(no_answers, monkeypatch, capsys):
+def test_without_a_terminal_a_launch_within_budget_goes_ahead_and_one_above_names_the_override(
+        no_answers, monkeypatch, capsys):
     monkeypatch.setattr(plan.sys.stdin, "isatty", lambda: False)
     cpu = torch.device("cpu")
+    plan.confirm_launch(1.5, 84, cpu, max_cpu_hours=2)
+    assert "84 pending runs need an estimated 1.50 hours on this CPU, within the budget of 2 hours" in \
+        capsys.readouterr().out
+    monkeypatch.setenv(plan.MAKE_COMMAND_ENV, "make quick ARGS='epochs=1'")
     with pytest.raises(SystemExit) as refused:
-        plan.confirm_launch(5.0, 84, cpu, max_cpu_hours=2)
+        plan.confirm_launch(4.2, 84, cpu, max_cpu_hours=2)
     assert refused.value.code == plan.EXIT_REFUSED
-    assert "84 pending runs need an estimated 5.0 hours" in capsys.readouterr().err
-    plan.confirm_launch(1.5, 84, cpu, max_cpu_hours=2)  # under the threshold: no question
+    err = capsys.readouterr().err
+    assert "84 pending runs need an estimated 4.20 hours on this CPU, above the budget of 2 hours" in err
+    assert "`make quick ARGS='epochs=1' YES=1`" in err and "`make quick ARGS='epochs=1' MAX_CPU_HOURS=5`" in err
+    monkeypatch.delenv(plan.MAKE_COMMAND_ENV)
+    with pytest.raises(SystemExit):
+        plan.confirm_launch(4.2, 84, cpu, max_cpu_hours=2)
+    assert "YES=1 in the environment, or raise the budget: --max-cpu-hours 5" in capsys.readouterr().err
     plan.confirm_launch(500.0, 84, torch.device("cuda"), max_cpu_hours=2)  # not a CPU
     monkeypatch.setenv("YES", "1")
     plan.confirm_launch(5.0, 84, cpu, max_cpu_hours=2)
@@ -175,6 +258,7 @@ def test_ci_never_blocks_and_a_terminal_is_asked(no_answers, monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(SystemExit):
         plan.confirm_launch(5.0, 3, torch.device("cpu"), max_cpu_hours=2)
+    plan.confirm_launch(1.0, 3, torch.device("cpu"), max_cpu_hours=2)  # within the budget: CI goes ahead
     monkeypatch.delenv("CI")
     for answer, launches in (("y", True), ("", False), ("no", False)):
         monkeypatch.setattr("builtins.input", lambda prompt, a=answer: a)
@@ -183,6 +267,114 @@ def test_ci_never_blocks_and_a_terminal_is_asked(no_answers, monkeypatch):
         else:
             with pytest.raises(SystemExit):
                 plan.confirm_launch(5.0, 3, torch.device("cpu"), max_cpu_hours=2)
+
+
+def test_the_budget_applies_to_the_scaled_estimate_of_the_whole_plan(tmp_path, load, passes, no_answers,
+                                                                     monkeypatch, capsys):
+    """main --confirm: the sum over the experiments, busy timings scaled, against --max-cpu-hours."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(plan.sys.stdin, "isatty", lambda: False)
+    load(5.0)
+    argv = ["--device", "cpu", "--confirm", "quick/table1", "quick/heatmap", "--", f"runs_dir={tmp_path}"]
+    evals = sum(plan.grad_evals(j.cfg) for e in ("quick/table1", "quick/heatmap") for j in plan.expand(e, argv[-1:]))
+    hours = evals * 0.25 * 2 / 5.0 / 3600
+    assert plan.main([*argv[:2], "--max-cpu-hours", f"{hours * 1.01}", *argv[2:]]) == 0
+    assert f"an estimated {hours:,.2f} hours on this CPU, within the budget" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        plan.main([*argv[:2], "--max-cpu-hours", f"{hours * 0.99}", *argv[2:]])
+    assert refused.value.code == plan.EXIT_REFUSED
+
+
+# ---- cost on a GPU, from the measured throughput ------------------------------------------------------------
+
+GPU = "NVIDIA Test GPU 80GB"
+
+
+def throughput_row(**changes) -> dict:
+    return {"model": "mlp", "input": [1, 28, 28], "batch": 256, "precision": "fp32", "path": "eager", "tf32": False,
+            "channels_last": False, "runs_per_gpu": 1, "evals_per_second": 1000.0, **changes}
+
+
+def write_throughput(path: Path, rows: list[dict], **top) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"device": GPU, "torch": "2.14.1", "measured_at": "2025-01-01T00:00:00Z",
+                                "rows": rows, **top}))
+    return path
+
+
+MEASURED = [throughput_row(), throughput_row(runs_per_gpu=2, evals_per_second=1800.0),
+            throughput_row(runs_per_gpu=4, evals_per_second=1500.0),
+            throughput_row(model="vgg9", input=[3, 32, 32], evals_per_second=300.0),
+            throughput_row(model="vgg9", input=[3, 32, 32], runs_per_gpu=4, evals_per_second=200.0)]
+
+
+def test_gpu_hours_come_from_the_best_measured_rate_and_name_the_measurement(tmp_path, capsys):
+    measured = write_throughput(tmp_path / "gpu" / "throughput.json", MEASURED)
+    runs = f"runs_dir={tmp_path / 'runs'}"
+    assert plan.main(["--device", "cpu", "--no-timing", "--gpu-throughput", str(measured), "quick/table1",
+                      "quick/heatmap", "--", runs]) == 0
+    out = capsys.readouterr().out
+    assert f"| est. hours on {GPU} (measured) |" in out.splitlines()[0]
+    for experiment in ("quick/table1", "quick/heatmap"):
+        hours = sum(plan.grad_evals(j.cfg) for j in plan.expand(experiment, [runs])) / 1800.0 / 3600
+        [row] = [line for line in out.splitlines() if line.startswith(f"| {experiment} ")]
+        assert row.endswith(f"| {hours:.2f} |"), row
+    assert f"hours on {GPU}: measured by the GPU check ({measured}, torch 2.14.1, 2025-01-01T00:00:00Z)" in out
+    assert "mlp 1×28×28 batch 256 fp32 eager, 2 runs per GPU: 1,800 evaluations/s" in out and "vgg9" not in out
+
+    assert plan.main(["--device", "cpu", "--no-timing", "--gpu-throughput", str(measured), "quick/table1", "--",
+                      runs, "batch_size=128"]) == 0
+    out = capsys.readouterr().out
+    assert "| not measured |" in out and "mlp 1×28×28 batch 128 fp32 eager: not measured" in out
+
+
+def test_without_a_measurement_the_plan_says_gpu_cost_is_not_measured(tmp_path, capsys):
+    assert plan.main(["--device", "cpu", "--no-timing", "--gpu-throughput", str(tmp_path / "none.json"),
+                      "quick/table1", "--", f"runs_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU: not measured" in out and "(measured)" not in out
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"rows": [throughput_row(path="graphs")]}, "rows[0].path='graphs' is not allowed; allowed: eager or cuda_graphs"),
+    ({"rows": [throughput_row(evals_per_second=0)]}, "rows[0].evals_per_second=0 is not allowed; allowed: a number"),
+    ({"rows": [throughput_row(runs_per_gpu=True)]}, "rows[0].runs_per_gpu=True is not allowed"),
+    ({"rows": [throughput_row(input=[28, 28])]}, "rows[0].input=[28, 28] is not allowed; allowed: [channels, height"),
+    ({"rows": [throughput_row(), {"model": "mlp"}]}, "rows[1].input=None is not allowed"),
+    ({"rows": []}, "rows=[] is not allowed; allowed: a non-empty list"),
+    ({"device": ""}, "device='' is not allowed; allowed: a non-empty string"),
+])
+def test_a_malformed_throughput_file_is_refused_before_planning(tmp_path, capsys, change, message):
+    path = write_throughput(tmp_path / "throughput.json", **{"rows": MEASURED, **change})
+    assert plan.main(["--no-timing", "--gpu-throughput", str(path), "quick/table1", "--",
+                      f"runs_dir={tmp_path}"]) == plan.EXIT_PREFLIGHT
+    assert f"plan: {path}: {message}" in capsys.readouterr().err
+
+
+def test_jobs_per_gpu_default_is_the_measured_best_on_that_gpu(tmp_path, monkeypatch):
+    """The smallest of the measured settings' best runs per GPU (mlp: 2, vgg9: 1); another GPU or no file: none,
+    and then fast_path's default stays; $RBO_JOBS_PER_GPU still wins."""
+    from experiments import fast_path
+
+    path = write_throughput(tmp_path / plan.GPU_THROUGHPUT, MEASURED)
+    assert plan.measured_jobs_per_gpu(GPU, path) == 1
+    assert plan.measured_jobs_per_gpu(GPU, write_throughput(tmp_path / "mlp.json", MEASURED[:3])) == 2
+    assert plan.measured_jobs_per_gpu("NVIDIA Other GPU", path) is None
+    assert plan.measured_jobs_per_gpu(GPU, tmp_path / "none.json") is None
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(fast_path.JOBS_PER_GPU_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: GPU)
+    write_throughput(tmp_path / plan.GPU_THROUGHPUT, [throughput_row(), throughput_row(runs_per_gpu=4,
+                                                                                         evals_per_second=2500.0)])
+    assert fast_path.jobs_per_gpu() == 4 != fast_path.DEFAULT_JOBS_PER_GPU and fast_path.parallel_jobs() == 8
+    monkeypatch.setenv(fast_path.JOBS_PER_GPU_ENV, "3")
+    assert fast_path.jobs_per_gpu() == 3
+    monkeypatch.delenv(fast_path.JOBS_PER_GPU_ENV)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Other GPU")
+    assert fast_path.jobs_per_gpu() == fast_path.DEFAULT_JOBS_PER_GPU
 
 
 # ---- the summary after a sweep ---------------------------------------------------------------------------
