@@ -5,7 +5,7 @@
 #   RUNS=runs RESULTS=results     where run records and tables/figures go
 #   MAX_CPU_HOURS=2               a CPU launch estimated above this many hours asks first (no terminal, CI: refused)
 #   YES=1                         launch without asking
-#   EXPERIMENTS='a b'             for `make experiments`: names under conf/experiment
+#   EXPERIMENTS='a b'             for `make experiments` and `make plan`: names under conf/experiment
 #   SCOPE='a b'                   experiment_names that tables/figures read (default: every conf/experiment one)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,7 +23,9 @@ MAX_CPU_HOURS ?= 2
 PLAN_FLAGS ?=
 export YES CI
 TRAIN := $(PY) -m experiments.train device=$(DEVICE) runs_dir=$(RUNS) hydra/launcher=$(LAUNCHER) $(ARGS)
-PLAN := $(PY) -m scripts.plan --device $(DEVICE)
+PLAN := $(PY) -m scripts.plan --device $(DEVICE) --gpu-throughput $(RESULTS)/gpu/throughput.json
+TABLES = $(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
+FIGURES = $(PY) -m scripts.plot --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
 OVERRIDES = -- runs_dir=$(RUNS) $(ARGS)
 PAPER := paper/table1 paper/heatmap
 REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matched review/inner_solver \
@@ -40,6 +42,8 @@ REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo revie
 # $(call present,LIST): the experiments of LIST that have a conf/experiment file (the others are named and skipped).
 present = $(foreach e,$(1),$(if $(wildcard conf/experiment/$(e).yaml),$(e)))
 absent = $(filter-out $(call present,$(1)),$(1))
+# The variables given on make's command line, repeated in the command the plan names when it refuses a launch.
+given = $(strip $(foreach v,DEVICE LAUNCHER RUNS RESULTS SCOPE ARGS,$(if $(filter command line,$(origin $(v))),$(v)='$($(v))')))
 # $(call launch,LIST): `make experiments` on the experiments of LIST that exist.
 launch = $(if $(call absent,$(1)),@echo ">>> skipped (no conf/experiment file yet): $(call absent,$(1))")
 
@@ -56,8 +60,9 @@ endef
 .PHONY: help install lint test test-all experiments quick reproduce review fashion fashion-cpu review-cpu plan \
 	tables figures bench clean
 
-help: ## List the targets and their variables
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
+help: ## List the targets and their variables (target names in colour in a terminal)
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; fi; grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-11s%s %s\n", on, $$1, off, $$2}'
 	@grep -hE '^#   ' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
@@ -77,44 +82,46 @@ test: lint ## Ruff, then every test but the slow ones (what CI runs)
 test-all: lint ## Every test, slow ones included
 	$(VENV)/bin/pytest -q
 
-plan: $(STAMP) ## Pre-flight, then every experiment's runs, what is finished, and the cost of the rest on DEVICE
-	$(PLAN) $(call present,$(PAPER) $(REVIEW) $(QUICK) $(FASHION) $(FASHION_CPU) $(REVIEW_CPU)) $(OVERRIDES)
+plan: $(STAMP) ## Pre-flight, runs, finished, cost of the rest on DEVICE: of EXPERIMENTS='a b' (timed), else of all (counts)
+	$(PLAN) $(or $(EXPERIMENTS),--no-timing $(call present,$(PAPER) $(REVIEW) $(QUICK) $(FASHION) $(FASHION_CPU) \
+		$(REVIEW_CPU))) $(OVERRIDES)
 
+experiments: export RBO_MAKE_COMMAND = make $(or $(MAKE_TARGET),experiments EXPERIMENTS='$(EXPERIMENTS)')$(if $(given), $(given))
 experiments: $(STAMP) ## EXPERIMENTS='a b': pre-flight, plan, ask, each sweep (a failure does not stop the rest), tables, figures, summary
 	$(PLAN) --fetch --confirm --max-cpu-hours $(MAX_CPU_HOURS) $(PLAN_FLAGS) $(EXPERIMENTS) $(OVERRIDES)
 	$(foreach e,$(EXPERIMENTS),$(call sweep,$(e)))
-	@status=0; $(MAKE) --no-print-directory tables figures || status=1; \
-	$(PLAN) --summary $(EXPERIMENTS) $(OVERRIDES) || status=1; exit $$status
+	@status=0; $(TABLES) || status=1; $(FIGURES) || status=1; $(PLAN) --summary $(EXPERIMENTS) $(OVERRIDES) || status=1; \
+	exit $$status
 
 quick: ## The whole pipeline at CPU scale on the real mnist_subset digits (minutes on 2 cores)
 	$(call launch,$(QUICK))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(QUICK))"
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(QUICK))"
 
 reproduce: ## The paper: Table 1 and the heat map at full scale, then tables and figures into results/
 	$(call launch,$(PAPER))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(PAPER))" PLAN_FLAGS=--pending
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(PAPER))" PLAN_FLAGS=--pending
 
 review: ## What the reviewers asked (tuned, compute-matched, inner solver, loss scale, long, controls)
 	$(call launch,$(REVIEW))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(REVIEW))"
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(REVIEW))"
 
 fashion: ## Table 1, the effective-lr control and the heat map on Fashion-MNIST
 	$(call launch,$(FASHION))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION))"
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(FASHION))"
 
 fashion-cpu: ## Fashion-MNIST at CPU scale: Table 1, the effective-lr control, 5 epochs for the convergence claims
 	$(call launch,$(FASHION_CPU))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(FASHION_CPU))"
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(FASHION_CPU))"
 
 review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, inner solver, loss scale
 	$(call launch,$(REVIEW_CPU))
-	@$(MAKE) --no-print-directory experiments EXPERIMENTS="$(call present,$(REVIEW_CPU))"
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(REVIEW_CPU))"
 
 tables: $(STAMP) ## Aggregate every run record under RUNS into results/ tables and results/claims.md
-	$(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
+	$(TABLES)
 
 figures: $(STAMP) ## Curves, heat maps, cost and the ironing figure into results/
-	$(PY) -m scripts.plot --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
+	$(FIGURES)
 
 bench: $(STAMP) ## Side-by-side timings: optimizer step cost (RBO vs K x SGD) and trainer vs a bare loop
 	$(PY) -m scripts.bench_optimizers --device $(DEVICE)
