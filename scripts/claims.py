@@ -1,48 +1,60 @@
-"""``results/claims.md``: the paper's claims (SPEC §3), its ironing figure (issue 11) and the reviewers' four
-questions (SPEC §4, issue 15) against the runs at hand, each verdict beside the rule it follows (issue 10).
+"""The fifth step of the results pipeline (records → frame → tables → statistics → **claims** → figures → index):
+the paper's claims (SPEC §3), the ironing figure and the paper's theory (issues 11, 21) and the reviewers'
+questions (SPEC §4, issue 15) against the runs at hand, each verdict beside the rule it follows.
 
-Called by ``python -m scripts.aggregate`` with its :class:`~scripts.aggregate.Aggregate`. Each claim reads only
-the experiments it names, so an ad-hoc run never changes a verdict. An evidence item is one experiment's groups of
-one evidence tier (``scripts.records.TIERS``, by dataset; synthetic data are never evidence). A claim's verdict
-comes from its primary item: the highest tier whose item reaches a verdict (supported / not supported), else the
-highest tier's inconclusive item; the others are listed under it. :data:`COMMON_RULES` (divergence, noise, seeds,
-selection on validation) apply to every comparison.
+Claims are data: :func:`claim_specs` lists each one's title, rule and the experiments its verdict may rest on,
+with the function that reads the evidence; the statistics are :mod:`scripts.stats`, the rendering
+:mod:`scripts.claims_md`. Adding a claim is one entry there (and its function, if no existing one fits).
+
+An evidence item is one experiment's groups of one evidence tier (``scripts.records.TIERS``, by dataset; synthetic
+data are never evidence). A claim's verdict comes from its primary item: the highest tier whose item reaches a
+verdict (supported / not supported), else the highest tier's inconclusive item; the others are listed under it.
+A comparison that is undecided at its n never makes a claim "not supported": the claim is "inconclusive" unless
+the decided comparisons settle it whatever the undecided ones turn out to be.
+
+Controls (issue 20): every claim that credits the ball (1, 2, 3, 9, 10) applies the same rule to SGD at RBO's
+measured step (``sgd_effective_lr``, ``reference=rbo``) and to RBO with ρ = 0 (``rbo_radius0``); where a control
+passes too, the verdict says so. Groups are compared only when every resolved config value but the varied one is
+equal (epochs, loss scale, batch order, initialisation, data, validation split, budget); others are listed as
+unpaired.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
 from experiments.data import dataset_shape
-from scripts.records import PAPER_SCALE, TIERS, atomic_write_text, number, pm
-
-if TYPE_CHECKING:
-    from scripts.aggregate import Aggregate
+from scripts.frame import Frame
+from scripts.records import PAPER_SCALE, TIERS, number, pm
+from scripts.stats import (
+    AHEAD,
+    BEHIND,
+    EQUIVALENCE_MARGIN_PP,
+    FLOOR_PP,
+    MIN_SEEDS,
+    TIE,
+    UNDECIDED,
+    Stat,
+    compare,
+    t_quantile,
+)
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = "supported", "not supported", "inconclusive", "not tested here"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED)
 BASELINES = ("sgd", "entropy_sgd", "sam")  # the paper's Table 1 columns beside RBO
 TUNED = ("sgd_momentum", "sam_momentum", "adamw")  # the reviewers' tuned baselines (issue 15, question 1)
-MIN_SEEDS = 3  # finished seeds (completed, diverged or failed) per group before any comparison
-FLOOR_PP = 0.5  # a difference counts only beyond max(FLOOR_PP, 2 standard errors of the difference)
-EQUIVALENCE_MARGIN_PP = 1.0  # claim 6: the fixed margin of the two one-sided tests
+CONTROLS = ("rbo_radius0", "sgd_k_steps", "sgd_effective_lr")  # issue 7: RBO's compute or step without the ball
 TRAINED_LOSS = 0.75  # a group trained when its final training loss is at most this fraction of ln(classes)
 MIN_RATIO_EPOCHS = 5  # claim 2: a baseline trained for fewer epochs gives only ratios 1/E, 2/E, ...
 FASTER_RATIO = 0.6  # claim 2: "about half the epochs"
 TABLE1_MIN_ROWS, TABLE1_WINS = 5, 5  # claim 1: rows compared before a verdict, and rows RBO must win
-STABLE_LR, MACRO_RADIUS, STABLE_GAP_PP = (10.0, 50.0), (1.0, 5.0), 10.0  # claim 5, the paper's best region
+STABLE_LR, MACRO_RADIUS, STABLE_GAP_PP = (10.0, 50.0), (1.0, 5.0), 10.0  # claim 6, the paper's best region
 AUTHORS_PROJECTION = {"projection": "gd", "proj_steps": 100.0, "proj_lr": 1e-3}  # the authors' RBO (SPEC §1)
-# One-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (two one-sided tests at alpha = 0.05).
-T95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771, 1.761, 1.753,
-       1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697)
+LEAD, TIED = "lead", "tie"  # a leader's result against all its rivals (with BEHIND, UNDECIDED)
 
 TABLE1 = ("paper/table1", "fashion/table1", "fashion_cpu/table1", "quick/table1")  # Table 1 and its controls
 CONVERGENCE = (*TABLE1[:3], "fashion_cpu/convergence", *TABLE1[3:])  # claims 2 and 3: Table 1, and 5 CPU epochs
@@ -51,37 +63,30 @@ TUNED_EXPERIMENTS = ("review/tuned", "review_cpu/tuned")
 COMPUTE_MATCHED = ("review/compute_matched", "review_cpu/compute_matched")
 INNER_SOLVER = ("review/inner_solver", "review_cpu/inner_solver")
 LOSS_SCALE = ("review/loss_scale", "review_cpu/loss_scale")
+IRONING = ("paper/ironing",)
 REPRODUCE = {"paper": "make reproduce", "review": "make review", "quick": "make quick", "fashion": "make fashion",
              "fashion_cpu": "make fashion-cpu", "review_cpu": "make review-cpu"}
 
 COMMON_RULES = (
     f"(a) A diverged or failed run is a result, never a missing value: a group with such runs loses a comparison "
-    f"against a group without (both with: a tie), and every line lists the seeds that diverged or failed. "
-    f"(b) A difference counts only beyond max({FLOOR_PP} pp, 2 standard errors of the difference of the two mean "
-    f"test accuracies); anything smaller is a tie and is shown as one. "
+    f"against a group without (both with: undecided), and every line lists the seeds that diverged or failed. A "
+    f"completed run whose final training loss is non-finite or above 10 × ln(classes) counts as diverged. "
+    f"(b) Each comparison is Welch's t-test on the mean test accuracies, two-sided at α = 0.05 with Student's t "
+    f"quantile at the Welch degrees of freedom: ahead or behind when significant and beyond {FLOOR_PP} pp; a tie only "
+    f"when the 90 % confidence interval of the difference lies inside ±{EQUIVALENCE_MARGIN_PP:g} pp (two one-sided "
+    f"tests); otherwise undecided, with the smallest difference this n detects and the seeds that would settle it. "
+    f"A claim whose deciding comparisons are undecided is inconclusive, never not supported. "
     f"(c) Every group compared needs n ≥ {MIN_SEEDS} finished seeds; below that the comparison is not made. "
-    f"(d) Where an optimizer has several settings in a block, the one with the fewest diverged or failed runs and "
+    f"(d) Two groups are compared only when every resolved config value but the one the comparison varies is equal "
+    f"(epochs, loss scale, batch order, initialisation, data, validation split, budget); others are unpaired. "
+    f"(e) Where an optimizer has several settings in a block, the one with the fewest diverged or failed runs and "
     f"then the best mean validation accuracy is taken and reported on test accuracy; without a validation split "
-    f"no setting is picked (the comparison is not made). "
-    f"(e) Evidence tiers, strongest first: {'; '.join(TIERS)}; a claim's verdict names its tier. Synthetic data "
-    f"are never evidence. A claim whose minimum evidence is not met is inconclusive, with what is missing.")
-
-
-class Stat(NamedTuple):
-    """One group's accuracy (%) as compared: mean and sample std over its n completed seeds, the seeds that
-    diverged or failed, and its finished runs (completed + diverged + failed)."""
-
-    label: str
-    mean: float
-    std: float
-    n: int
-    failed: str
-    finished: int
-    val: float = math.nan
-
-    def text(self) -> str:
-        extra = f"; diverged/failed seeds {self.failed}" if self.failed else ""
-        return f"{self.label} {pm(self.mean, self.std)} % (n={self.n}{extra})"
+    f"no setting is picked. "
+    f"(f) Only records whose config their experiment's sweeps launch are evidence (ad-hoc records are listed in "
+    f"`index.md`). Evidence tiers, strongest first: {'; '.join(TIERS)}; a claim's verdict names its tier. "
+    f"Synthetic data are never evidence. "
+    f"(g) A \"majority\" is more than half. Claims that credit the ball apply their rule to SGD at RBO's measured "
+    f"step and to RBO with ρ = 0 as well, and say so where a control passes too.")
 
 
 def label(group) -> str:
@@ -92,46 +97,36 @@ def stat(group, prefix: str = "test_acc", equal: pd.Series | None = None) -> Sta
     """:class:`Stat` of a group row; with ``equal`` (its equal-compute row) the accuracy at SGD's budget."""
     failed = ",".join(s for s in (group["diverged_seeds"], group["failed_seeds"]) if s)
     finished = int(group["n"] + group["n_diverged"] + group["n_failed"])
+    mixed = " (mixed code)" if group.get("mixed_code") else ""
     if equal is not None:
-        return Stat(f"{label(group)} at {equal['evals_sgd_budget']:,.0f} evals", number(equal["acc_sgd_budget_mean"]),
-                    number(equal["acc_sgd_budget_std"]), int(equal["acc_sgd_budget_n"]), failed, finished,
-                    number(equal["val_sgd_budget_mean"]))
-    return Stat(label(group), number(group[f"{prefix}_mean"]), number(group[f"{prefix}_std"]), int(group["n"]),
-                failed, finished, number(group["val_acc_mean"]))
-
-
-class Outcome(NamedTuple):
-    sign: int  # +1: a ahead beyond noise, -1: behind, 0: tie
-    diff: float  # a − b in pp (NaN when decided by divergence)
-    se: float  # standard error of the difference
-    text: str
-
-
-WORD = {1: "ahead", -1: "behind", 0: "tie"}
-
-
-def compare(a: Stat, b: Stat) -> Outcome:
-    """``a`` against ``b`` under common rules (a) and (b); both need n ≥ 2 unless one of them diverged."""
-    if a.failed or b.failed:
-        if a.failed and b.failed:
-            return Outcome(0, math.nan, math.nan, "both have diverged or failed runs: tie")
-        loser = a if a.failed else b
-        text = f"{loser.label} diverged/failed (seeds {loser.failed})"
-        return Outcome(-1 if a.failed else 1, math.nan, math.nan, text)
-    if min(a.n, b.n) < 2:
-        raise ValueError(f"compare needs n >= 2 completed seeds per group, got {a.label} n={a.n}, {b.label} n={b.n}")
-    diff, se = a.mean - b.mean, math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
-    margin = max(FLOOR_PP, 2 * se)
-    sign = 1 if diff > margin else -1 if diff < -margin else 0
-    return Outcome(sign, diff, se, f"{diff:+.2f} pp (margin {margin:.2f})")
+        return Stat(f"{label(group)}{mixed} at {equal['evals_sgd_budget']:,.0f} evals",
+                    number(equal["acc_sgd_budget_mean"]), number(equal["acc_sgd_budget_std"]),
+                    int(equal["acc_sgd_budget_n"]), failed, finished, number(equal["val_sgd_budget_mean"]))
+    return Stat(label(group) + mixed, number(group[f"{prefix}_mean"]), number(group[f"{prefix}_std"]),
+                int(group["n"]), failed, finished, number(group["val_acc_mean"]))
 
 
 def too_few_seeds(*stats: Stat) -> list[str]:
     return [f"{s.label} has {s.finished} finished seeds (need {MIN_SEEDS})" for s in stats if s.finished < MIN_SEEDS]
 
 
+# ---------------------------------------------------------------- pairing and selection
+
+
+def differing_keys(a, b) -> set[str]:
+    """The resolved config keys whose values differ between two groups (their ``params``)."""
+    pa, pb = a["params"], b["params"]
+    return {k for k in set(pa) | set(pb) if str(pa.get(k)) != str(pb.get(k))}
+
+
+def paired(a, b, varied: Callable[[str], bool] = lambda key: key == "optimizer" or key.startswith("optimizer.")
+           ) -> bool:
+    """Common rule (d): ``a`` and ``b`` differ only in keys ``varied`` allows (by default: the optimizer)."""
+    return all(varied(key) for key in differing_keys(a, b))
+
+
 def select(block: pd.DataFrame, which, name: str = "") -> tuple[pd.Series | None, str]:
-    """The group of ``which`` (an optimizer name or a boolean mask of ``block``) under common rule (d), and a note:
+    """The group of ``which`` (an optimizer name or a boolean mask of ``block``) under common rule (e), and a note:
     how it was selected, or why none was."""
     rows = block[block["optimizer"] == which] if isinstance(which, str) else block[which]
     name = name or str(which)
@@ -150,6 +145,17 @@ def select(block: pd.DataFrame, which, name: str = "") -> tuple[pd.Series | None
                   f"%) among {len(rows)} settings")
 
 
+def is_control(block: pd.DataFrame, control: str) -> pd.Series:
+    """The groups of a control that stands in for RBO: SGD at RBO's own measured step, or RBO with ρ = 0."""
+    if control == "sgd_effective_lr":
+        return (block["optimizer"] == control) & (block["reference"] == "rbo")
+    return block["optimizer"] == control
+
+
+CONTROL_NAMES = {"sgd_effective_lr": "SGD at RBO's step", "rbo_radius0": "RBO with ρ = 0"}
+CONTROL_MEANING = {"sgd_effective_lr": "the step size, not the ball", "rbo_radius0": "the ball is not needed"}
+
+
 def chance_loss(dataset: str) -> float:
     """ln(classes): the cross-entropy of a uniform prediction."""
     return math.log(dataset_shape(dataset)[2])
@@ -160,8 +166,7 @@ def trained(group) -> bool:
 
 
 def above_chance(group) -> bool:
-    """Mean test accuracy at least twice chance (2 × 100/classes %): the heat map's "something trained" (its
-    1-epoch-style runs end with a running-mean training loss that lags far behind the model)."""
+    """Mean test accuracy at least twice chance (2 × 100/classes %): the heat map's "something trained"."""
     return number(group["test_acc_mean"]) >= 2 * 100 / dataset_shape(group["dataset"])[2]
 
 
@@ -179,7 +184,7 @@ class Item:
     lines: list[str]
     groups: list[str]  # group ids behind it
     size: int = 0  # comparisons made
-    rule: str = ""  # a rule of its own, printed after the claim's (the ironing row)
+    rule: str = ""  # a rule of its own, printed after the claim's (the ironing and theory rows)
 
 
 Result = tuple[object, str, list[str]]  # (outcome, None when no comparison was made; evidence line; group ids)
@@ -195,7 +200,7 @@ def blocks(groups: pd.DataFrame, experiments):
 
 
 def scope(groups: pd.DataFrame, ids: list[str]) -> str:
-    """Rows, seeds, epochs, hardware and training split of the groups behind an item."""
+    """Rows, seeds, epochs, hardware, training split and code of the groups behind an item."""
     used = groups[groups["group"].isin(ids)] if len(groups) and ids else groups.iloc[0:0]
     if not len(used):
         return "no runs"
@@ -206,119 +211,175 @@ def scope(groups: pd.DataFrame, ids: list[str]) -> str:
     hardware = sorted({h for text in used["hardware"] for h in text.split("; ")})
     held = sorted({int(v) for v in used["val_size"].dropna() if v > 0})
     split = f"{'/'.join(f'{v:,}' for v in held)} held out for validation" if held else "whole training split"
+    codes = sorted({c for text in used["code"] for c in text.split(", ")})
+    mixed = int(used["mixed_code"].sum())
+    code = f"code {', '.join(codes)}" + (f" ({mixed} groups mix code versions)" if mixed else "")
     return (f"rows {', '.join(rows)}; seeds {','.join(map(str, seeds)) or '—'} ({int(per_group.min())}–"
             f"{int(per_group.max())} finished per group); {'/'.join(epochs)} epochs; {split}; hardware: "
-            f"{'; '.join(hardware)}")
+            f"{'; '.join(hardware)}; {code}")
 
 
 def items(found: dict[tuple[str, str], list[Result]], decide: Callable[[list], tuple[str, str]],
-          groups: pd.DataFrame) -> list[Item]:
-    """One item per (experiment, tier): ``decide(outcomes)`` -> (verdict, summary), summary + its scope."""
+          groups: pd.DataFrame, extra: Callable[[str, str, str], str] | None = None) -> list[Item]:
+    """One item per (experiment, tier): ``decide(outcomes)`` -> (verdict, summary), summary + ``extra`` (the
+    controls' sentence) + its scope."""
     out = []
     for (experiment, tier), results in found.items():
         verdict, summary = decide([r[0] for r in results])
+        if extra is not None:
+            summary += extra(experiment, tier, verdict)
         ids = list(dict.fromkeys(g for r in results for g in r[2]))
         out.append(Item(experiment, tier, verdict, f"{summary}. Evidence: {scope(groups, ids)}",
                         [r[1] for r in results], ids, sum(r[0] is not None for r in results)))
     return out
 
 
-def lead(block: pd.DataFrame, name: str, leader: str, rivals, of=stat, require_all: bool = True) -> Result:
-    """Is ``leader`` (its selected setting) ahead of every rival beyond noise: 'lead', 'behind' (some rival ahead),
-    'tie', or None when the comparison cannot be made. With ``require_all=False`` a loss to the rivals present is a
-    result even when another rival is missing."""
+def lead(block: pd.DataFrame, name: str, leader, rivals, of=stat, require_all: bool = True,
+         leader_name: str = "rbo") -> Result:
+    """Is ``leader`` (an optimizer or a mask; its selected setting) ahead of every rival: 'lead' (ahead of all),
+    'behind' (some rival ahead), 'tie' (none ahead of it, every other comparison a tie shown), 'undecided', or
+    None when the comparison cannot be made. With ``require_all=False`` a loss to the rivals present is a result
+    even when another rival is missing. A rival whose other config values differ (common rule (d)) is unpaired."""
     if not len(block):
         return None, f"{name}: not compared (no runs of this row)", []
-    picks, notes = {}, []
-    for optimizer in (leader, *rivals):
+    notes, picks = [], {}
+    top, note = select(block, leader, leader_name)
+    notes += [note] if note else []
+    for optimizer in rivals:
         row, note = select(block, optimizer)
         notes += [note] if note else []
         if row is not None:
+            if top is not None and not paired(top, row):
+                notes.append(f"{optimizer} unpaired (differs in {', '.join(sorted(differing_keys(top, row)))})")
+                continue
             picks[optimizer] = row
-    ids = [row["group"] for row in picks.values()]
+    ids = [row["group"] for row in ([top] if top is not None else []) + list(picks.values())]
     stats = {o: of(row) for o, row in picks.items()}
     short = too_few_seeds(*stats.values())
-    missing = [o for o in (leader, *rivals) if o not in picks]
-    if leader not in picks or stats[leader].finished < MIN_SEEDS:
+    missing = [o for o in rivals if o not in picks]
+    if top is None or of(top).finished < MIN_SEEDS:
+        short = too_few_seeds(of(top)) if top is not None else []
         return None, f"{name}: not compared ({'; '.join(notes + short)})", ids
+    mine = of(top)
     ready = [o for o in rivals if o in stats and stats[o].finished >= MIN_SEEDS]
-    outcomes = {o: compare(stats[leader], stats[o]) for o in ready}
-    behind = any(r.sign < 0 for r in outcomes.values())
+    outcomes = {o: compare(mine, stats[o]) for o in ready}
+    behind = any(r.word == BEHIND for r in outcomes.values())
     if (missing or short) and (require_all or not behind):
         return None, f"{name}: not compared ({'; '.join(notes + short)})", ids
-    result = "behind" if behind else "lead" if all(r.sign > 0 for r in outcomes.values()) else "tie"
-    versus = "; ".join(f"vs {stats[o].text()}: {r.text}, {WORD[r.sign]}" for o, r in outcomes.items())
+    words = [r.word for r in outcomes.values()]
+    result = BEHIND if behind else LEAD if words and all(w == AHEAD for w in words) else \
+        UNDECIDED if UNDECIDED in words else TIED
+    versus = "; ".join(f"vs {stats[o].text()}: {r.text}, {r.word}" for o, r in outcomes.items())
     extra = f" ({'; '.join(notes + short)})" if notes or short else ""
-    return result, f"{name}: {stats[leader].text()} {versus} → {result}{extra}", ids
+    return result, f"{name}: {mine.text()} {versus} → {result}{extra}", ids
 
 
 def majority(what: str):
-    """decide(): supported when the outcome is 'lead' on more than half of the comparisons made."""
+    """decide(): supported when the outcome is 'lead' on more than half of the comparisons made; not supported
+    when that cannot happen even if every undecided one were a lead; inconclusive otherwise."""
     def decide(outcomes):
         made = [o for o in outcomes if o is not None]
         if not made:
             return INCONCLUSIVE, f"no comparison could be made ({len(outcomes)} blocks, see below)"
-        leads, ties = made.count("lead"), made.count("tie")
-        verdict = SUPPORTED if leads > len(made) / 2 else NOT_SUPPORTED
-        return verdict, (f"{what} on {leads} of {len(made)} compared ({ties} ties, {len(made) - leads - ties} "
-                         f"behind){f'; {len(outcomes) - len(made)} not compared' if len(made) < len(outcomes) else ''}")
+        leads, ties, open_ = made.count(LEAD), made.count(TIED), made.count(UNDECIDED)
+        behind = len(made) - leads - ties - open_
+        summary = (f"{what} on {leads} of {len(made)} compared ({ties} ties, {behind} behind, {open_} undecided)"
+                   f"{f'; {len(outcomes) - len(made)} not compared' if len(made) < len(outcomes) else ''}")
+        if leads > len(made) / 2:
+            return SUPPORTED, summary
+        if leads + open_ > len(made) / 2:
+            return INCONCLUSIVE, summary + ": the undecided comparisons decide"
+        return NOT_SUPPORTED, summary
     return decide
+
+
+def with_controls(frame: Frame, experiments, evaluate: Callable[[str, str], list[Item]]):
+    """``extra`` for :func:`items`: the same rule applied to each control in place of RBO, in words."""
+    results = {control: {(i.experiment, i.tier): i for i in evaluate(control, f"{CONTROL_NAMES[control]}")}
+               for control in CONTROL_NAMES}
+
+    def extra(experiment: str, tier: str, verdict: str) -> str:
+        parts, passing = [], []
+        for control, found in results.items():
+            item = found.get((experiment, tier))
+            if item is None:
+                parts.append(f"{CONTROL_NAMES[control]}: no runs here")
+                continue
+            parts.append(f"{CONTROL_NAMES[control]}: {item.verdict} ({item.summary.split('. Evidence:')[0]})")
+            passing += [control] if item.verdict == SUPPORTED else []
+        text = ". Controls under the same rule: " + "; ".join(parts)
+        if verdict == SUPPORTED and passing:
+            text += ". " + "; ".join(f"So does {CONTROL_NAMES[c]}: {CONTROL_MEANING[c]}" for c in passing)
+        return text
+    return extra
 
 
 # ---------------------------------------------------------------- the claims
 
 
-def beats_baselines(agg: Aggregate, experiments) -> list[Item]:
-    rows = list(dict.fromkeys((dataset, model) for dataset, model, _, _ in agg.paper))
+def beats_baselines(frame: Frame, experiments, leader: str = "rbo", leader_name: str = "RBO") -> list[Item]:
+    rows = list(dict.fromkeys((dataset, model) for dataset, model, _, _ in frame.paper))
     found = {}
-    paper = agg.groups[agg.groups["tier"] == PAPER_SCALE] if len(agg.groups) else agg.groups
+    groups = frame.groups
+    paper = groups[groups["tier"] == PAPER_SCALE] if len(groups) else groups
     for experiment in experiments:
         mine = paper[paper["experiment"] == experiment] if len(paper) else paper
         if not len(mine):
             continue
         found[(experiment, PAPER_SCALE)] = [
-            lead(mine[(mine["dataset"] == d) & (mine["model"] == m)], f"{d}/{m}", "rbo", BASELINES) for d, m in rows]
+            lead(block, f"{d}/{m}", which(block, leader), BASELINES, leader_name=leader)
+            for d, m in rows for block in [mine[(mine["dataset"] == d) & (mine["model"] == m)]]]
 
     def decide(outcomes):
         made = [o for o in outcomes if o is not None]
-        wins, ties = made.count("lead"), made.count("tie")
-        summary = (f"RBO best beyond noise on {wins} of {len(made)} rows compared ({ties} ties, "
-                   f"{len(made) - wins - ties} behind); {len(rows) - len(made)} of the paper's {len(rows)} rows "
-                   f"without n ≥ {MIN_SEEDS} seeds per optimizer")
+        wins, ties, open_ = made.count(LEAD), made.count(TIED), made.count(UNDECIDED)
+        missing = len(rows) - len(made)
+        summary = (f"{leader_name} best beyond noise on {wins} of {len(made)} rows compared ({ties} ties, "
+                   f"{len(made) - wins - ties - open_} behind, {open_} undecided); {missing} of the paper's "
+                   f"{len(rows)} rows without n ≥ {MIN_SEEDS} seeds per optimizer")
         if len(made) < TABLE1_MIN_ROWS:
             return INCONCLUSIVE, f"{summary} (need {TABLE1_MIN_ROWS} rows compared)"
         if wins >= TABLE1_WINS:
             return SUPPORTED, summary
-        if wins + len(rows) - len(made) < TABLE1_WINS:
+        if wins + open_ + missing < TABLE1_WINS:
             return NOT_SUPPORTED, summary
-        return INCONCLUSIVE, f"{summary}: the missing rows decide"
-    return items(found, decide, agg.groups)
+        return INCONCLUSIVE, f"{summary}: the missing or undecided rows decide"
+    extra = None if leader != "rbo" else with_controls(
+        frame, experiments, lambda c, n: beats_baselines(frame, experiments, c, n))
+    return items(found, decide, frame.groups, extra)
 
 
-def _convergence(agg: Aggregate, experiments) -> dict:
-    """Per block and baseline: (epoch ratio, gradient-evaluation ratio) at which RBO's mean training loss first
-    reaches the baseline's final one, or None with the reason."""
+def which(block: pd.DataFrame, leader: str):
+    """The leader as :func:`select` takes it: an optimizer name, or a control's mask."""
+    return is_control(block, leader) if leader in CONTROL_NAMES else leader
+
+
+def _convergence(frame: Frame, experiments, leader: str) -> dict:
+    """Per block and baseline: (epoch ratio, gradient-evaluation ratio) at which the leader's mean training loss
+    first reaches the baseline's final one, or None with the reason."""
     found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
-        rbo, note = select(block, "rbo")
-        if rbo is None and note.startswith("no "):
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
+        top, note = select(block, which(block, leader), leader)
+        if top is None and note.startswith("no "):
             continue
         for other in BASELINES:
             base, other_note = select(block, other)
             if base is None and other_note.startswith("no "):
                 continue
             found.setdefault((experiment, tier), []).append(
-                _ratio(agg.curves, rbo, base, f"{name} vs {other}", note or other_note))
+                _ratio(frame.curves, top, base, f"{name} vs {other}", note or other_note))
     return found
 
 
-def _ratio(curves: pd.DataFrame, rbo, base, name: str, note: str) -> Result:
-    if rbo is None or base is None:
+def _ratio(curves: pd.DataFrame, top, base, name: str, note: str) -> Result:
+    if top is None or base is None:
         return None, f"{name}: not compared ({note})", []
-    ids, r, b = [rbo["group"], base["group"]], stat(rbo), stat(base)
+    ids, r, b = [top["group"], base["group"]], stat(top), stat(base)
     short = too_few_seeds(r, b)
     if short:
         return None, f"{name}: not compared ({'; '.join(short)})", ids
+    if not paired(top, base):
+        return None, f"{name}: not compared (unpaired: {', '.join(sorted(differing_keys(top, base)))} differ)", ids
     if r.failed or b.failed:
         loser = r if r.failed else b
         ratio = math.inf if r.failed else 0.0
@@ -328,33 +389,35 @@ def _ratio(curves: pd.DataFrame, rbo, base, name: str, note: str) -> Result:
     if not trained(base):
         return None, (f"{name}: not compared ({b.label} did not train: final loss {base['train_loss_mean']:.4f} > "
                       f"{TRAINED_LOSS} × ln(classes) = {TRAINED_LOSS * chance_loss(base['dataset']):.4f})"), ids
-    curve = curves[(curves["group"] == rbo["group"]) & (curves["epoch"] >= 1)] if len(curves) else curves
+    curve = curves[(curves["group"] == top["group"]) & (curves["epoch"] >= 1)] if len(curves) else curves
     target = base["train_loss_mean"]
     hit = curve[curve["train_loss_mean"] <= target]
     epochs, evals = (float(hit["epoch"].iloc[0]), float(hit["grad_evals"].iloc[0])) if len(hit) else (math.inf,) * 2
     ratios = (epochs / base["epochs"], evals / base["grad_evals"])
     when = f"after {epochs:g} epochs ({evals:,.0f} evals)" if len(hit) else "never"
     return ratios, (f"{name}: {b.label}'s final train loss {target:.4f} after {base['epochs']:g} epochs "
-                    f"({base['grad_evals']:,.0f} evals); RBO reaches it {when}: epoch ratio {ratios[0]:.2f}, "
+                    f"({base['grad_evals']:,.0f} evals); {r.label} reaches it {when}: epoch ratio {ratios[0]:.2f}, "
                     f"gradient-evaluation ratio {ratios[1]:.2f}"), ids
 
 
 def _faster(index: int, what: str):
-    def evaluate(agg: Aggregate, experiments) -> list[Item]:
+    def evaluate(frame: Frame, experiments, leader: str = "rbo", leader_name: str = "RBO") -> list[Item]:
         def decide(outcomes):
             made = [o[index] for o in outcomes if o is not None]
             if not made:
                 return INCONCLUSIVE, f"no comparison met the minimum ({len(outcomes)} candidates, see below)"
             median = float(pd.Series(made).median())
             verdict = SUPPORTED if median <= FASTER_RATIO else NOT_SUPPORTED
-            return verdict, f"median {what} ratio {median:.2f} over {len(made)} comparisons"
-        return items(_convergence(agg, experiments), decide, agg.groups)
+            return verdict, f"{leader_name}: median {what} ratio {median:.2f} over {len(made)} comparisons"
+        extra = None if leader != "rbo" else with_controls(frame, experiments, lambda c, n: evaluate(
+            frame, experiments, c, n))
+        return items(_convergence(frame, experiments, leader), decide, frame.groups, extra)
     return evaluate
 
 
-def radius_heatmap(agg: Aggregate, experiments) -> list[Item]:
+def radius_heatmap(frame: Frame, experiments) -> list[Item]:
     found = {}
-    for (experiment, dataset, model), grid in agg.heatmaps.items():
+    for (experiment, dataset, model), grid in frame.heatmaps.items():
         tier = grid["tier"].iloc[0]
         if experiment not in experiments or tier is None:
             continue
@@ -374,48 +437,57 @@ def radius_heatmap(agg: Aggregate, experiments) -> list[Item]:
                 results.append((None, f"{name}: not compared ({'; '.join(short)})", ids))
                 continue
             outcomes = [compare(c, small) for c in cells]
-            wins, losses = sum(o.sign > 0 for o in outcomes), sum(o.sign < 0 for o in outcomes)
-            ok = wins > len(cells) / 2 and not losses
-            versus = "; ".join(f"{c.text()}: {o.text}, {WORD[o.sign]}" for c, o in zip(cells, outcomes))
-            results.append((ok, f"{name}: against ρ={smallest['radius']:g} {small.text()}: {versus} → "
-                                f"{'region ahead' if ok else 'region not ahead'}", ids))
+            words = [o.word for o in outcomes]
+            wins, losses, open_ = words.count(AHEAD), words.count(BEHIND), words.count(UNDECIDED)
+            ok = AHEAD if wins > len(cells) / 2 and not losses else \
+                UNDECIDED if not losses and wins + open_ > len(cells) / 2 else BEHIND
+            versus = "; ".join(f"{c.text()}: {o.text}, {o.word}" for c, o in zip(cells, outcomes))
+            text = {AHEAD: "region ahead", BEHIND: "region not ahead", UNDECIDED: "undecided"}[ok]
+            results.append((ok, f"{name}: against ρ={smallest['radius']:g} {small.text()}: {versus} → {text}", ids))
 
     def decide(outcomes):
         made = [o for o in outcomes if o is not None]
         if not made:
             return INCONCLUSIVE, f"no η column could be compared ({len(outcomes)} columns, see below)"
-        verdict = SUPPORTED if sum(made) > len(made) / 2 else NOT_SUPPORTED
-        return verdict, f"1 ≤ ρ ≤ 5 ahead of the smallest ρ beyond noise at {sum(made)} of {len(made)} η compared"
-    return items(found, decide, agg.groups)
+        ahead, open_ = made.count(AHEAD), made.count(UNDECIDED)
+        summary = (f"1 ≤ ρ ≤ 5 ahead of the smallest ρ at {ahead} of {len(made)} η compared ({open_} undecided)")
+        if ahead > len(made) / 2:
+            return SUPPORTED, summary
+        return (INCONCLUSIVE, summary + ": the undecided columns decide") if ahead + open_ > len(made) / 2 else \
+            (NOT_SUPPORTED, summary)
+    return items(found, decide, frame.groups)
 
 
-def _hyper_without(row, *keys) -> dict:
-    return {k: v for k, v in json.loads(row["hyper"]).items() if k not in keys}
+def _outcome_result(word: str) -> str:
+    return {AHEAD: LEAD, BEHIND: BEHIND, TIE: TIED, UNDECIDED: UNDECIDED}[word]
 
 
-def radius_control(agg: Aggregate, experiments) -> list[Item]:
+def radius_control(frame: Frame, experiments) -> list[Item]:
     found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
+    varied = {"optimizer", "optimizer.radius"}
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
+        results = found.setdefault((experiment, tier), [])
+        rbo_groups = [r for _, r in block[block["optimizer"] == "rbo"].iterrows()]
         for _, zero in block[block["optimizer"] == "rbo_radius0"].iterrows():
-            twins = [r for _, r in block[block["optimizer"] == "rbo"].iterrows()
-                     if _hyper_without(r, "radius", "name") == _hyper_without(zero, "radius", "name")]
+            twins = [r for r in rbo_groups if paired(r, zero, varied.__contains__)]
+            if not twins:
+                results.append((None, f"{name}: {label(zero)} unpaired (no rbo group differing only in ρ)",
+                                [zero["group"]]))
             for rbo in twins:
                 r, z, ids = stat(rbo), stat(zero), [rbo["group"], zero["group"]]
                 short = too_few_seeds(r, z)
                 if short:
-                    found.setdefault((experiment, tier), []).append((None, f"{name}: not compared ({'; '.join(short)})",
-                                                                     ids))
+                    results.append((None, f"{name}: not compared ({'; '.join(short)})", ids))
                     continue
                 o = compare(r, z)
-                found.setdefault((experiment, tier), []).append(
-                    ("lead" if o.sign > 0 else "behind" if o.sign < 0 else "tie",
-                     f"{name}: RBO ρ={rbo['radius']:g} {r.text()} vs ρ=0 {z.text()}: {o.text}, {WORD[o.sign]}", ids))
-    return items(found, majority("ρ > 0 ahead of ρ = 0 beyond noise"), agg.groups)
+                results.append((_outcome_result(o.word), f"{name}: RBO ρ={rbo['radius']:g} {r.text()} vs ρ=0 "
+                                                         f"{z.text()}: {o.text}, {o.word}", ids))
+    return items(found, majority("ρ > 0 ahead of ρ = 0"), frame.groups)
 
 
-def stable_large_lr(agg: Aggregate, experiments) -> list[Item]:
+def stable_large_lr(frame: Frame, experiments) -> list[Item]:
     found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
         rbo = block[(block["optimizer"] == "rbo") & block["radius"].between(*MACRO_RADIUS)]
         inside, beyond = rbo[rbo["lr"].between(*STABLE_LR)], rbo[rbo["lr"] > STABLE_LR[1]]
         if not len(inside) and not len(beyond):
@@ -442,30 +514,12 @@ def stable_large_lr(agg: Aggregate, experiments) -> list[Item]:
         if max(failing) >= 2:
             return NOT_SUPPORTED, summary
         return INCONCLUSIVE, f"{summary}; the failing groups have a single seed (a negative verdict needs ≥ 2)"
-    return items(found, decide, agg.groups)
+    return items(found, decide, frame.groups)
 
 
-def equivalence(a: Stat, b: Stat) -> tuple[str | None, str]:
-    """Two one-sided tests at alpha = 0.05 with margin :data:`EQUIVALENCE_MARGIN_PP`: 'agree' when the 90 %
-    confidence interval of the difference (Welch) lies inside ±margin, 'disagree' when it lies outside, else None."""
-    if a.failed or b.failed:
-        if a.failed and b.failed:
-            return None, "both have diverged or failed runs"
-        loser = a if a.failed else b
-        return "disagree", f"{loser.label} diverged/failed (seeds {loser.failed})"
-    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
-    denominator = va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1)
-    df = (va + vb) ** 2 / denominator if denominator > 0 else a.n + b.n - 2
-    half = T95[min(max(int(df), 1), len(T95)) - 1] * math.sqrt(va + vb)
-    diff, m = a.mean - b.mean, EQUIVALENCE_MARGIN_PP
-    low, high = diff - half, diff + half
-    verdict = "agree" if -m < low and high < m else "disagree" if low > m or high < -m else None
-    return verdict, f"diff {diff:+.2f} pp, 90 % CI [{low:+.2f}, {high:+.2f}] against ±{m:g} pp"
-
-
-def zero_radius_is_gd(agg: Aggregate, experiments) -> list[Item]:
+def zero_radius_is_gd(frame: Frame, experiments) -> list[Item]:
     found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
         zeros = block[block["optimizer"] == "rbo_radius0"]
         controls = block[block["optimizer"] == "sgd_effective_lr"]
         matched = controls[controls["reference"] == "rbo_radius0"]
@@ -478,75 +532,67 @@ def zero_radius_is_gd(agg: Aggregate, experiments) -> list[Item]:
                             list(zeros["group"]) + list(controls["group"])))
         for (_, zero), (_, control) in ((z, c) for z in zeros.iterrows() for c in matched.iterrows()):
             z, c, ids = stat(zero), stat(control), [zero["group"], control["group"]]
+            if not paired(zero, control):
+                results.append((None, f"{name}: {z.label} and {c.label} unpaired "
+                                      f"({', '.join(sorted(differing_keys(zero, control)))} differ)", ids))
+                continue
             short = too_few_seeds(z, c)
-            verdict, text = (None, f"not compared ({'; '.join(short)})") if short else equivalence(z, c)
-            results.append((verdict, f"{name}: {z.text()} vs {c.text()} (lr {control['lr']:.4g}): {text} → "
-                                     f"{verdict or 'undecided'}", ids))
+            if short:
+                results.append((None, f"{name}: not compared ({'; '.join(short)})", ids))
+                continue
+            o = compare(z, c)
+            verdict = {TIE: "agree", AHEAD: "disagree", BEHIND: "disagree"}.get(o.word, UNDECIDED)
+            results.append((verdict, f"{name}: {z.text()} vs {c.text()} (lr {control['lr']:.4g}): {o.text} → "
+                                     f"{verdict}", ids))
 
     def decide(outcomes):
-        made = [o for o in outcomes if o is not None]
-        agree = made.count("agree")
+        agree, disagree = outcomes.count("agree"), outcomes.count("disagree")
         summary = f"agreement within ±{EQUIVALENCE_MARGIN_PP:g} pp on {agree} of {len(outcomes)} pairs"
-        if "disagree" in made:
-            return NOT_SUPPORTED, summary + f", {made.count('disagree')} disagree"
-        if made and len(made) == len(outcomes):
+        if disagree:
+            return NOT_SUPPORTED, summary + f", {disagree} disagree"
+        if outcomes and agree == len(outcomes):
             return SUPPORTED, summary
-        return INCONCLUSIVE, summary + f", {len(outcomes) - len(made)} undecided or not paired"
-    return items(found, decide, agg.groups)
+        return INCONCLUSIVE, summary + f", {len(outcomes) - agree} undecided or not paired"
+    return items(found, decide, frame.groups)
 
 
-@functools.cache
-def ironing_result() -> dict | None:
-    """``rbo.ironing.ironing_claim()`` (it runs the 1-D demo: once per process), None while it does not exist."""
-    try:
-        import rbo.ironing
-
-        return rbo.ironing.ironing_claim()
-    except (ImportError, AttributeError):
-        return None
-
-
-def ironing(agg: Aggregate, experiments) -> list[Item]:
-    """The row of the ironing figure: its verdict, evidence and rule come from :func:`ironing_result` (issue 11's
-    ablation)."""
-    found = ironing_result()
-    if found is None:
-        return [Item("paper/ironing", None, INCONCLUSIVE, "ironing ablation not available", [], [])]
-    if found.get("verdict") not in VERDICTS:
-        raise ValueError(f"ironing_claim() returned verdict={found.get('verdict')!r}; allowed: {', '.join(VERDICTS)}")
-    return [Item("paper/ironing", None, found["verdict"], str(found["evidence"]), [], [], 1, str(found["rule"]))]
-
-
-def tuned_baselines(agg: Aggregate, experiments) -> list[Item]:
+def tuned_baselines(frame: Frame, experiments, leader: str = "rbo", leader_name: str = "RBO") -> list[Item]:
     found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
-        found.setdefault((experiment, tier), []).append(lead(block, name, "rbo", TUNED, require_all=False))
-    return items(found, majority("RBO ahead of every validation-tuned baseline beyond noise"), agg.groups)
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
+        found.setdefault((experiment, tier), []).append(
+            lead(block, name, which(block, leader), TUNED, require_all=False, leader_name=leader))
+    extra = None if leader != "rbo" else with_controls(
+        frame, experiments, lambda c, n: tuned_baselines(frame, experiments, c, n))
+    return items(found, majority(f"{leader_name} ahead of every validation-tuned baseline"), frame.groups, extra)
 
 
-def _equal_of(agg: Aggregate) -> Callable[[pd.Series], Stat]:
+def _equal_of(frame: Frame) -> Callable[[pd.Series], Stat]:
     """A group's :class:`Stat` at SGD's gradient-evaluation budget (its row of the equal-compute table)."""
-    rows = agg.equal.set_index("group") if len(agg.equal) else agg.equal
+    rows = frame.equal.set_index("group") if len(frame.equal) else frame.equal
     return lambda group: stat(group, equal=rows.loc[group["group"]])
 
 
-def _evaluated_within_budget(agg: Aggregate, group) -> bool:
+def _evaluated_within_budget(frame: Frame, group) -> bool:
     """Whether the group's runs hold an evaluation after init within SGD's gradient-evaluation budget."""
-    row = agg.equal[agg.equal["group"] == group["group"]] if len(agg.equal) else agg.equal
+    row = frame.equal[frame.equal["group"] == group["group"]] if len(frame.equal) else frame.equal
     return bool(len(row)) and number(row["evals_sgd_budget"].iloc[0]) > 0
 
 
-def compute_matched(agg: Aggregate, experiments) -> list[Item]:
-    found, of = {}, _equal_of(agg)
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
-        rivals = [o for o in dict.fromkeys(block["optimizer"]) if o != "rbo"]
-        found.setdefault((experiment, tier), []).append(lead(block, name, "rbo", rivals, of=of))
-    return items(found, majority("RBO ahead of every optimizer at SGD's gradient-evaluation budget"), agg.groups)
+def compute_matched(frame: Frame, experiments, leader: str = "rbo", leader_name: str = "RBO") -> list[Item]:
+    found, of = {}, _equal_of(frame)
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
+        rivals = [o for o in dict.fromkeys(block["optimizer"]) if o != "rbo" and o not in CONTROLS]
+        found.setdefault((experiment, tier), []).append(
+            lead(block, name, which(block, leader), rivals, of=of, leader_name=leader))
+    extra = None if leader != "rbo" else with_controls(
+        frame, experiments, lambda c, n: compute_matched(frame, experiments, c, n))
+    return items(found, majority(f"{leader_name} ahead of every optimizer at SGD's gradient-evaluation budget"),
+                 frame.groups, extra)
 
 
-def inner_solver(agg: Aggregate, experiments) -> list[Item]:
-    found, of = {}, _equal_of(agg)
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
+def inner_solver(frame: Frame, experiments) -> list[Item]:
+    found, of = {}, _equal_of(frame)
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
         projection = block["projection"]
         kind = "newton" if (projection == "newton").any() else "gauss_newton"
         converged, note = select(block, projection == kind, f"RBO ({kind} projection)")
@@ -560,7 +606,11 @@ def inner_solver(agg: Aggregate, experiments) -> list[Item]:
             results.append((None, f"{name}: not compared ({'; '.join(n for n in (note, sgd_note) if n)})", []))
             continue
         ids = [g["group"] for g in (converged, sgd, gd) if g is not None]
-        at_budget = _evaluated_within_budget(agg, converged)
+        if not paired(converged, sgd):
+            results.append((None, f"{name}: not compared (unpaired: "
+                                  f"{', '.join(sorted(differing_keys(converged, sgd)))} differ)", ids))
+            continue
+        at_budget = _evaluated_within_budget(frame, converged)
         c, s = (of(converged), of(sgd)) if at_budget else (stat(converged), stat(sgd))
         how = "at SGD's gradient-evaluation budget" if at_budget else \
             "at equal epochs (the records hold no RBO evaluation after init within SGD's budget)"
@@ -569,61 +619,151 @@ def inner_solver(agg: Aggregate, experiments) -> list[Item]:
             results.append((None, f"{name}: not compared ({'; '.join(short)})", ids))
             continue
         o = compare(c, s)
-        outcome = "lead" if o.sign > 0 else "behind" if o.sign < 0 else "tie"
-        line = f"{name}, {how}: {c.text()} vs {s.text()}: {o.text}, {WORD[o.sign]}"
-        if gd is not None and not too_few_seeds(stat(converged), stat(gd)):
+        line = f"{name}, {how}: {c.text()} vs {s.text()}: {o.text}, {o.word}"
+        if gd is not None and paired(converged, gd) and not too_few_seeds(stat(converged), stat(gd)):
             g = compare(stat(converged), stat(gd))
-            line += f"; against the authors' RBO at equal epochs {stat(gd).text()}: {g.text}, {WORD[g.sign]}"
+            line += f"; against the authors' RBO at equal epochs {stat(gd).text()}: {g.text}, {g.word}"
         notes = [n for n in (note, sgd_note, gd_note) if n]
-        results.append((outcome, line + (f" ({'; '.join(notes)})" if notes else ""), ids))
-    return items(found, majority("RBO with a converged projection ahead of SGD at its best validation lr"),
-                 agg.groups)
+        results.append((_outcome_result(o.word), line + (f" ({'; '.join(notes)})" if notes else ""), ids))
+    out = items(found, majority("RBO with a converged projection ahead of SGD at its best validation lr"),
+                frame.groups)
+    local = frame_theory(frame).get("local_vs_global")
+    if local is not None:
+        for item in out:
+            item.lines.append(f"1-D, local against global projection (`paper/ironing` record): {local['evidence']}")
+    return out
 
 
-def loss_scale(agg: Aggregate, experiments) -> list[Item]:
-    found = {}
-    for experiment, tier, name, block in blocks(agg.groups, experiments):
+def _twin(block: pd.DataFrame, base, scale: float, rescale: bool):
+    """The group of ``base``'s optimizer at loss scale ``scale`` differing from ``base`` only in the loss scale and,
+    with ``rescale``, in step sizes divided by the scale (lr; RBO's η and γ): the unchanged and the rescaled twin."""
+    allowed = {"loss_scale"} | ({"optimizer.lr", "optimizer.proj_lr"} if rescale else set())
+    for _, g in block[(block["optimizer"] == base["optimizer"]) & (block["loss_scale"] == scale)].iterrows():
+        if not paired(base, g, allowed.__contains__):
+            continue
+        lr_ratio = number(g["lr"]) / number(base["lr"])
+        if rescale == (not math.isclose(lr_ratio, 1.0)) and (not rescale or math.isclose(lr_ratio * scale, 1.0)):
+            return g
+    return None
+
+
+def _ranking_change(pair, name: str) -> Result:
+    """RBO against a rival at two loss scales: 'changed' when the outcome differs and the difference itself moved
+    significantly (Welch, t quantile) beyond the floor; 'same' when both are decided and it did not; else
+    'undecided'."""
+    (r1, b1), (r2, b2) = pair
+    stats = [(stat(r1), stat(b1)), (stat(r2), stat(b2))]
+    ids = [g["group"] for g in (r1, b1, r2, b2)]
+    short = too_few_seeds(*(s for two in stats for s in two))
+    if short:
+        return None, f"{name}: not compared ({'; '.join(short)})", ids
+    a, b = (compare(*two) for two in stats)
+    shift = b.diff - a.diff
+    se = math.hypot(a.se, b.se)
+    df = min(a.df, b.df)
+    moved = not math.isfinite(shift) or abs(shift) > max(FLOOR_PP, t_quantile(0.975, df) * se if se > 0 else 0.0)
+    decided = a.word != UNDECIDED and b.word != UNDECIDED
+    result = ("changed" if a.word != b.word and moved else "same") if decided else UNDECIDED
+    said = {"changed": "ranking changed beyond noise", "same": "no change beyond noise"}.get(result, result)
+    return result, (f"{name}: {stats[0][0].text()} vs {stats[0][1].text()}: {a.text}, {a.word}; then "
+                    f"{stats[1][0].text()} vs {stats[1][1].text()}: {b.text}, {b.word} → {said}"), ids
+
+
+def loss_scale(frame: Frame, experiments) -> list[Item]:
+    found, controls = {}, {}
+    for experiment, tier, name, block in blocks(frame.groups, experiments):
         scales = sorted(block["loss_scale"].dropna().unique())
         results = found.setdefault((experiment, tier), [])
         if len(scales) < 2:
             results.append((None, f"{name}: one loss scale only", list(block["group"])))
             continue
         low, high = scales[0], scales[-1]
+        base = block[block["loss_scale"] == low]
+        picks = {o: select(base, o) for o in ("rbo", "sgd", "sam")}
+        if picks["rbo"][0] is None:
+            results.append((None, f"{name}: not compared ({picks['rbo'][1]})", list(block["group"])))
+            continue
+        lines = controls.setdefault((experiment, tier), [])
         for rival in ("sgd", "sam"):
-            pair = []
-            for scale in (low, high):
-                at = block[block["loss_scale"] == scale]
-                picks = [select(at, o) for o in ("rbo", rival)]
-                pair.append([p for p, _ in picks] + ["; ".join(n for _, n in picks if n)])
-            ids = [g["group"] for p in pair for g in p[:2] if g is not None]
-            if any(g is None for p in pair for g in p[:2]):
-                results.append((None, f"{name} RBO vs {rival}: not compared ({'; '.join(p[2] for p in pair)})", ids))
+            one = picks[rival][0]
+            if one is None or not paired(picks["rbo"][0], one):
+                results.append((None, f"{name} RBO vs {rival}: not compared ({picks[rival][1] or 'unpaired'})", []))
                 continue
-            stats = [(stat(p[0]), stat(p[1])) for p in pair]
-            short = too_few_seeds(*(s for two in stats for s in two))
-            if short:
-                results.append((None, f"{name} RBO vs {rival}: not compared ({'; '.join(short)})", ids))
+            plain = [_twin(block, g, high, rescale=False) for g in (picks["rbo"][0], one)]
+            if any(g is None for g in plain):
+                results.append((None, f"{name} RBO vs {rival}: no twin at loss scale {high:g}", []))
                 continue
-            (a, b) = [compare(*two) for two in stats]
-            shift = b.diff - a.diff
-            beyond = not math.isfinite(shift) or abs(shift) > max(FLOOR_PP, 2 * math.hypot(a.se, b.se))
-            changed = a.sign != b.sign and beyond
-            results.append(("changed" if changed else "same",
-                            f"{name} RBO vs {rival}: loss scale {low:g}: {stats[0][0].text()} vs {stats[0][1].text()}: "
-                            f"{a.text}, {WORD[a.sign]}; loss scale {high:g}: {stats[1][0].text()} vs "
-                            f"{stats[1][1].text()}: {b.text}, {WORD[b.sign]} → "
-                            f"{'ranking changed beyond noise' if changed else 'no change beyond noise'}", ids))
+            results.append(_ranking_change([(picks["rbo"][0], one), plain],
+                                           f"{name} RBO vs {rival}, loss scale {low:g} then {high:g}"))
+            rescaled = [_twin(block, g, high, rescale=True) for g in (picks["rbo"][0], one)]
+            if all(g is not None for g in rescaled):
+                outcome, line, _ = _ranking_change(
+                    [(picks["rbo"][0], one), rescaled],
+                    f"{name} RBO vs {rival}, loss scale {low:g} then {high:g} with every step size divided by {high:g}")
+                lines.append((outcome, line))
+            if rescaled[1] is not None and not too_few_seeds(stat(one), stat(rescaled[1])):
+                o = compare(stat(rescaled[1]), stat(one))
+                lines.append((None, f"{name} exact invariance: {stat(rescaled[1]).text()} under × {high:g} vs "
+                                    f"{stat(one).text()} under × {low:g}: {o.text}, {o.word} (expected a tie: the same "
+                                    f"steps up to rounding)"))
 
     def decide(outcomes):
         made = [o for o in outcomes if o is not None]
-        summary = f"ranking changed beyond noise on {made.count('changed')} of {len(made)} pairs compared"
+        summary = (f"ranking changed beyond noise on {made.count('changed')} of {len(made)} pairs compared "
+                   f"({made.count(UNDECIDED)} undecided)")
         if not made:
             return INCONCLUSIVE, f"no pair could be compared at two loss scales ({len(outcomes)} candidates)"
-        return (NOT_SUPPORTED if "changed" in made else SUPPORTED), summary
-    return items(found, decide, agg.groups)
+        if "changed" in made:
+            return NOT_SUPPORTED, summary
+        return (SUPPORTED, summary) if UNDECIDED not in made else (INCONCLUSIVE, summary)
+
+    def extra(experiment: str, tier: str, verdict: str) -> str:
+        found_lines = controls.get((experiment, tier), [])
+        rescaled = [o for o, _ in found_lines if o is not None]
+        if not rescaled:
+            return ""
+        if "changed" in rescaled:
+            return (". With every step size divided by the loss scale (SGD and SAM at lr/10, RBO at η/10 and γ/10) "
+                    "the ranking still changes: RBO's own response to the scale")
+        if verdict == NOT_SUPPORTED and UNDECIDED not in rescaled:
+            return (". With every step size divided by the loss scale (SGD and SAM at lr/10, RBO at η/10 and γ/10) "
+                    "the ranking is the one at × 1: the flip comes from the step sizes the loss scale multiplies, "
+                    "which the paper's settings do not rescale")
+        return ". With every step size divided by the loss scale: " + ", ".join(rescaled)
+
+    out = items(found, decide, frame.groups, extra)
+    for item in out:
+        item.lines += [line for _, line in controls.get((item.experiment, item.tier), [])]
+    return out
 
 
-# ---------------------------------------------------------------- claims.md
+# ---------------------------------------------------------------- the 1-D rows (paper/ironing record)
+
+
+def frame_theory(frame: Frame) -> dict:
+    """The 1-D record's claim rows (``experiments.ironing.claim_rows``), {} when there is no record."""
+    record = getattr(frame, "ironing", None)
+    if not record:
+        return {}
+    from experiments.ironing import claim_rows
+
+    return claim_rows(record)
+
+
+def record_row(key: str):
+    """An evaluate function for a claim whose verdict the 1-D record states itself (its own rule)."""
+    def evaluate(frame: Frame, experiments) -> list[Item]:
+        found = frame_theory(frame).get(key)
+        if found is None:
+            return [Item("paper/ironing", None, INCONCLUSIVE, "the 1-D record (`make ironing`) is not there", [], [])]
+        if found.get("verdict") not in VERDICTS:
+            raise ValueError(f"claim_rows()[{key!r}] gave verdict={found.get('verdict')!r}; allowed: "
+                             f"{', '.join(VERDICTS)}")
+        return [Item("paper/ironing", None, found["verdict"], str(found["evidence"]), [], [], 1, str(found["rule"]))]
+    return evaluate
+
+
+# ---------------------------------------------------------------- the claims as data
 
 
 @dataclass
@@ -632,7 +772,7 @@ class Claim:
     rule: str
     short_rule: str  # the rule in a few words, for the summary table
     experiments: tuple[str, ...]  # the only experiments its verdict may rest on
-    evaluate: Callable[[Aggregate, tuple[str, ...]], list[Item]]
+    evaluate: Callable[[Frame, tuple[str, ...]], list[Item]]
     items: list[Item] = field(default_factory=list)
 
     @property
@@ -651,48 +791,53 @@ class Claim:
         return f"{best.verdict} ({best.tier})" if best.tier else best.verdict
 
 
-def make_claims() -> list[Claim]:
-    seeds, noise = f"n ≥ {MIN_SEEDS} seeds per group", f"beyond max({FLOOR_PP} pp, 2 SE)"
+def claim_specs() -> list[Claim]:
+    seeds, noise = f"n ≥ {MIN_SEEDS} seeds per group", "ahead by Welch's t (two-sided 5 %) and beyond 0.5 pp"
+    controls = "; the same rule for SGD at RBO's step and RBO with ρ = 0"
     return [
         Claim("RBO beats SGD, Entropy-SGD and SAM in accuracy on 5 of the 7 rows of Table 1",
               f"Paper scale only. Per row of the paper's Table 1 with {seeds} for all four optimizers: RBO is best "
-              f"when its mean test accuracy is ahead of each of SGD, Entropy-SGD and SAM {noise} (a tie is not a "
-              f"win; divergence counts against the optimizer that diverged). Inconclusive with fewer than "
-              f"{TABLE1_MIN_ROWS} of the 7 rows compared, or while the rows still missing could change the answer; "
-              f"supported when RBO is best on ≥ {TABLE1_WINS} rows; not supported when it cannot reach "
-              f"{TABLE1_WINS} even if every missing row were a win.",
-              f"≥ {TABLE1_MIN_ROWS}/7 rows × {seeds}; RBO best {noise} on ≥ {TABLE1_WINS}",
+              f"when it is {noise} of each of SGD, Entropy-SGD and SAM (a tie is not a win; divergence counts "
+              f"against the optimizer that diverged). Inconclusive with fewer than {TABLE1_MIN_ROWS} of the 7 rows "
+              f"compared, or while the rows still missing or undecided could change the answer; supported when RBO "
+              f"is best on ≥ {TABLE1_WINS} rows; not supported when it cannot reach {TABLE1_WINS} even if every "
+              f"missing or undecided row were a win. The same rule is applied to SGD at RBO's step and to RBO with "
+              f"ρ = 0.",
+              f"≥ {TABLE1_MIN_ROWS}/7 rows × {seeds}; RBO best on ≥ {TABLE1_WINS}{controls}",
               TABLE1[:1], beats_baselines),
         Claim("Faster convergence per epoch: RBO reaches the others' final training loss in about half the epochs",
               f"Per row and baseline (SGD, Entropy-SGD, SAM) with {seeds}: the first epoch at which RBO's mean "
               f"training loss (the epoch's running mean, averaged over completed seeds) is at or below the "
               f"baseline's final mean training loss, divided by the baseline's epochs (∞ if never), with the "
               f"gradient-evaluation ratio beside it. A comparison needs a baseline that trained (final loss ≤ "
-              f"{TRAINED_LOSS} × ln(classes)) for ≥ {MIN_RATIO_EPOCHS} epochs; RBO diverging counts as ∞, a "
-              f"baseline diverging as 0. Supported when the median epoch ratio is ≤ {FASTER_RATIO}; inconclusive "
-              f"when no comparison meets the minimum.",
-              f"median epoch ratio ≤ {FASTER_RATIO}; trained baseline, ≥ {MIN_RATIO_EPOCHS} epochs, {seeds}",
+              f"{TRAINED_LOSS} × ln(classes)) for ≥ {MIN_RATIO_EPOCHS} epochs and the same config but the "
+              f"optimizer; RBO diverging counts as ∞, a baseline diverging as 0. Supported when the median epoch "
+              f"ratio is ≤ {FASTER_RATIO}; inconclusive when no comparison meets the minimum. The same rule is "
+              f"applied to SGD at RBO's step and to RBO with ρ = 0.",
+              f"median epoch ratio ≤ {FASTER_RATIO}; trained baseline, ≥ {MIN_RATIO_EPOCHS} epochs{controls}",
               CONVERGENCE, _faster(0, "epoch")),
         Claim("Faster convergence at equal compute: RBO reaches the others' final training loss with about half "
               "their gradient evaluations",
               f"The comparisons of claim 2 (same minimum evidence), measured in gradient evaluations: RBO's "
               f"evaluations when its mean training loss first reaches the baseline's final one, divided by the "
-              f"baseline's evaluations for its whole run. Supported when the median ratio is ≤ {FASTER_RATIO}.",
-              f"median gradient-evaluation ratio ≤ {FASTER_RATIO}; as claim 2", CONVERGENCE,
+              f"baseline's evaluations for its whole run. Supported when the median ratio is ≤ {FASTER_RATIO}. The "
+              f"same rule is applied to SGD at RBO's step and to RBO with ρ = 0.",
+              f"median gradient-evaluation ratio ≤ {FASTER_RATIO}; as claim 2{controls}", CONVERGENCE,
               _faster(1, "gradient-evaluation")),
         Claim("The radius matters: on the ρ–η heat map the best region (1 ≤ ρ ≤ 5) beats the smallest ρ",
               f"Per η column of RBO's ρ × η grid where something trained (a completed cell with mean test accuracy "
-              f"≥ 2 × chance, 2 × 100/classes %; other columns are left out): each cell with 1 ≤ ρ ≤ 5 against the "
-              f"column's smallest ρ (< 1), {noise}, n ≥ {MIN_SEEDS} seeds per cell. A column supports the claim "
-              f"when most of its region cells are ahead and none is behind. Supported when a majority of the "
-              f"columns compared support it; inconclusive when no column can be compared.",
-              f"region ahead of smallest ρ {noise} in most trained η columns; n ≥ {MIN_SEEDS} seeds per cell",
+              f"≥ 2 × chance; other columns are left out): each cell with 1 ≤ ρ ≤ 5 against the column's smallest ρ "
+              f"(< 1), {noise}, n ≥ {MIN_SEEDS} seeds per cell. A column supports the claim when more than half of "
+              f"its region cells are ahead and none is behind. Supported when more than half of the columns "
+              f"compared support it; inconclusive when no column can be compared or the undecided columns decide.",
+              f"region ahead of smallest ρ in most trained η columns; n ≥ {MIN_SEEDS} seeds per cell",
               HEATMAP, radius_heatmap),
         Claim("The radius matters: RBO against the same RBO with ρ = 0 (control `rbo_radius0`)",
-              f"Pairs of `rbo` and `rbo_radius0` groups of the same row with identical hyperparameters except ρ, "
-              f"{seeds}: supported when RBO is ahead {noise} on a majority of the pairs compared (RBO diverging "
-              f"where ρ = 0 trains is a loss); inconclusive when no pair meets the minimum.",
-              f"ρ > 0 ahead of ρ = 0 {noise} on most pairs; {seeds}", TABLE1, radius_control),
+              f"Pairs of `rbo` and `rbo_radius0` groups of the same row whose configs differ only in ρ, {seeds}: "
+              f"supported when RBO is {noise} on more than half of the pairs compared (RBO diverging where ρ = 0 "
+              f"trains is a loss); not supported when that cannot happen even if every undecided pair went to "
+              f"RBO; inconclusive otherwise.",
+              f"ρ > 0 ahead of ρ = 0 on most pairs; {seeds}", TABLE1, radius_control),
         Claim("Stability at large η: RBO trains at learning rates far above SGD's",
               f"RBO groups inside the paper's best region, {STABLE_LR[0]:g} ≤ η ≤ {STABLE_LR[1]:g} and "
               f"{MACRO_RADIUS[0]:g} ≤ ρ ≤ {MACRO_RADIUS[1]:g}: a group is stable when none of its runs diverged or "
@@ -703,119 +848,69 @@ def make_claims() -> list[Claim]:
               HEATMAP, stable_large_lr),
         Claim("Control agreement: RBO at ρ = 0 matches SGD at its own effective step (the ρ → 0 limit is GD)",
               f"Pairs of `rbo_radius0` and `sgd_effective_lr` whose learning rate was measured on those "
-              f"`rbo_radius0` runs (`optimizer.reference=rbo_radius0`), {seeds}: two one-sided t-tests (Welch, "
-              f"α = 0.05) with a fixed margin of ±{EQUIVALENCE_MARGIN_PP:g} pp. A pair agrees when the 90 % "
-              f"confidence interval of the difference lies inside the margin, disagrees when it lies outside (or "
-              f"one side diverged), else is undecided. Supported when every pair agrees; not supported when any "
-              f"disagrees; otherwise inconclusive. The exact identity (a converged projection at ρ → 0 is a GD "
-              f"step, SPEC §1) is a unit test of `rbo/`; this is the empirical check.",
-              f"TOST, margin ±{EQUIVALENCE_MARGIN_PP:g} pp, every pair; {seeds}", TABLE1, zero_radius_is_gd),
+              f"`rbo_radius0` runs (`optimizer.reference=rbo_radius0`), same config but the optimizer, {seeds}: a "
+              f"pair agrees when the 90 % confidence interval of the difference (Welch, t quantile) lies inside "
+              f"±{EQUIVALENCE_MARGIN_PP:g} pp, disagrees when the difference is significant (two-sided 5 %) and "
+              f"beyond {FLOOR_PP} pp (or one side diverged), else is undecided. Supported when every pair agrees; not "
+              f"supported when any disagrees; otherwise inconclusive. The exact identity (a converged projection at "
+              f"ρ → 0 is a GD step, SPEC §1) is a unit test of `rbo/`; this is the empirical check.",
+              f"90 % CI inside ±{EQUIVALENCE_MARGIN_PP:g} pp for every pair; {seeds}", TABLE1, zero_radius_is_gd),
         Claim("The ball irons out wrinkles smaller than ρ (the 1-D figure)",
-              "From issue 11's ablation of the authors' 1-D demo (`rbo.ironing.ironing_claim()`); its own rule:",
-              "see the ablation's rule", ("paper/ironing",), ironing),
+              "From the 1-D record (`experiments.ironing`, `results/records/paper/ironing/record.json`): the exact "
+              "rolling ball, RBO with an exact projection, rbo.RBO, the authors' demo and its ablation, and "
+              "gradient descent; its own rule:", "see the record's rule", IRONING, record_row("ironing")),
         Claim("Tuned baselines: RBO still leads when SGD with momentum, SAM (momentum) and AdamW get their learning "
               "rate chosen on validation accuracy",
               f"Per row: each of `sgd_momentum`, `sam_momentum`, `adamw` at the learning rate with the best mean "
               f"validation accuracy, RBO at its setting (validation-selected if several), reported on test "
-              f"accuracy, {seeds}. RBO leads when it is ahead of all three {noise}; it is behind when any is ahead "
-              f"of it (a result even if another baseline is missing). Supported when RBO leads on a majority of "
-              f"the rows compared; inconclusive when no row can be compared (a missing baseline without a loss, too "
-              f"few seeds, no validation split).",
-              f"RBO ahead of all three tuned baselines {noise} on most rows; {seeds}", TUNED_EXPERIMENTS,
+              f"accuracy, {seeds}. RBO leads when it is {noise} of all three; it is behind when any is ahead of it "
+              f"(a result even if another baseline is missing). Supported when RBO leads on more than half of the "
+              f"rows compared; inconclusive when no row can be compared or the undecided rows decide. The same rule "
+              f"is applied to SGD at RBO's step and to RBO with ρ = 0.",
+              f"RBO ahead of all three tuned baselines on most rows; {seeds}{controls}", TUNED_EXPERIMENTS,
               tuned_baselines),
         Claim("Equal compute: RBO leads at the same number of gradient evaluations",
               f"Per row: every optimizer's test accuracy at SGD's gradient-evaluation budget (the last evaluation "
-              f"at or below it, the evaluations actually spent shown), {seeds}. Supported when RBO is ahead of "
-              f"every other optimizer {noise} on a majority of the rows compared.",
-              f"RBO ahead of all at SGD's budget {noise} on most rows; {seeds}", COMPUTE_MATCHED, compute_matched),
+              f"at or below it, the evaluations actually spent shown), {seeds}. Supported when RBO is {noise} of "
+              f"every other optimizer (the controls aside) on more than half of the rows compared. The same rule "
+              f"is applied to SGD at RBO's step and to RBO with ρ = 0.",
+              f"RBO ahead of all at SGD's budget on most rows; {seeds}{controls}", COMPUTE_MATCHED, compute_matched),
         Claim("The ball, not the inner solver: RBO with a converged projection still beats SGD at its best "
               "validation learning rate",
               f"Per row: RBO with a converged projection (Newton if present, else Gauss–Newton; the setting with "
               f"the best validation accuracy) against SGD at the learning rate with the best validation accuracy, "
               f"at SGD's gradient-evaluation budget where the records hold an RBO evaluation after init within it, "
               f"else at equal epochs (said on each line); the authors' RBO (gd, K 100, γ 1e-3) beside it at equal "
-              f"epochs. {seeds}, {noise}. Supported when converged RBO is ahead on a majority of the rows "
+              f"epochs. {seeds}, {noise}. Supported when converged RBO is ahead on more than half of the rows "
               f"compared.",
-              f"converged-projection RBO ahead of best-lr SGD {noise} on most rows; {seeds}", INNER_SOLVER,
-              inner_solver),
+              f"converged-projection RBO ahead of best-lr SGD on most rows; {seeds}", INNER_SOLVER, inner_solver),
         Claim("Loss scale: the ranking of RBO against SGD and SAM is the same at loss scale 1 and 10",
-              f"Per row and pair (RBO vs SGD, RBO vs SAM), {seeds}: the outcome (ahead, tie, behind {noise}) at "
-              f"the smallest and the largest loss scale. The ranking changes beyond noise when the outcome differs "
-              f"and the difference itself moved by more than max({FLOOR_PP} pp, 2 SE of the change). Supported when "
-              f"no pair changes; not supported when one does; inconclusive when no pair can be compared.",
-              f"no RBO-vs-SGD/SAM outcome flips {noise} between loss scales; {seeds}", LOSS_SCALE, loss_scale),
+              f"Per row and pair (RBO vs SGD, RBO vs SAM), {seeds}, configs equal but the loss scale: the outcome "
+              f"(ahead, tie, behind, undecided) at the smallest and at the largest loss scale. The ranking changes "
+              f"when both outcomes are decided, they differ, and the difference itself moved significantly (Welch, "
+              f"t quantile) and beyond {FLOOR_PP} pp. Supported when no pair changes; not supported when one does; "
+              f"inconclusive when a pair is undecided or none can be compared. Controls, reported beside it: SGD "
+              f"and SAM at lr/10 under × 10 (the same steps as at × 1: an exact invariance), and RBO with η and γ "
+              f"divided by 10 against them.",
+              f"no RBO-vs-SGD/SAM outcome flips between loss scales; {seeds}", LOSS_SCALE, loss_scale),
+        Claim("Lemma 1 (weak ironing): for a bounded loss, the ball's height u_ρ − ρ flattens as ρ grows",
+              "From the 1-D record; its own rule:", "see the record's rule", IRONING, record_row("lemma1")),
+        Claim("Proposition 2 (linear ironing): on an affine loss plus a bounded one, the ball follows the affine part "
+              "as ρ grows",
+              "From the 1-D record; its own rule:", "see the record's rule", IRONING, record_row("prop2")),
+        Claim("Proposition 3 (unreachable points): a point whose curvature exceeds 1/ρ is never a contact point",
+              "From the 1-D record; its own rule:", "see the record's rule", IRONING, record_row("prop3")),
     ]
 
 
-def evaluate_claims(agg: Aggregate) -> list[Claim]:
-    claims = make_claims()
+def evaluate_claims(frame: Frame) -> list[Claim]:
+    claims = claim_specs()
     for claim in claims:
-        claim.items = claim.evaluate(agg, claim.experiments)
+        claim.items = claim.evaluate(frame, claim.experiments)
     return claims
 
 
 def reproduce_command(experiment: str) -> str:
+    if experiment == "paper/ironing":
+        return "make ironing"
     return REPRODUCE.get(experiment.split("/")[0], "make experiments EXPERIMENTS=" + experiment)
-
-
-def _runs_line(groups: pd.DataFrame, ids: list[str]) -> str:
-    used = groups[groups["group"].isin(ids)] if len(groups) and ids else groups.iloc[0:0]
-    if not len(used):
-        return "none"
-    diverged = [f"{label(g)} ({g['dataset']}/{g['model']}): {g['diverged_seeds']}" for _, g in used.iterrows()
-                if g["diverged_seeds"]]
-    return (f"{int(used['n_runs'].sum())} runs ({int(used['n'].sum())} completed, {int(used['n_diverged'].sum())} "
-            f"diverged, {int(used['n_failed'].sum())} failed) in {used['group'].nunique()} groups"
-            + (f"; diverged seeds: {'; '.join(diverged)}" if diverged else ""))
-
-
-def _commands(claim: Claim) -> str:
-    names = [e for e in claim.experiments if e != "paper/ironing"]
-    if not names:
-        return "`make figures`"
-    by_command = {}
-    for name in names:
-        by_command.setdefault(reproduce_command(name), []).append(name)
-    return "; ".join(f"`{c}` ({', '.join(e)})" for c, e in by_command.items())
-
-
-def render(claims: list[Claim], groups: pd.DataFrame) -> str:
-    out = [
-        "# The paper's claims and the reviewers' questions against our runs", "",
-        "Generated by `python -m scripts.aggregate` from the run records; do not edit. Each verdict is printed with "
-        "the rule it follows. \"not tested here\": no runs of the claim's experiments; \"inconclusive\": runs "
-        "exist but do not meet the claim's minimum evidence (what is missing is listed). Each claim reads only the "
-        "experiments it names. Its verdict comes from the highest evidence tier that reaches one (the tier is "
-        "named in the verdict); items of other tiers are listed under it.", "",
-        f"**Common rules.** {COMMON_RULES}", "",
-        "| # | claim | verdict | rule | evidence | runs | reproduce |", "|---|---|---|---|---|---|---|",
-    ]
-    for i, claim in enumerate(claims, 1):
-        best = claim.primary
-        evidence = f"{best.summary} (`{best.experiment}`)" if best else \
-            f"no runs of {', '.join(f'`{e}`' for e in claim.experiments)}"
-        ids = [g for item in claim.items for g in item.groups]
-        used = groups[groups["group"].isin(ids)] if len(groups) and ids else groups.iloc[0:0]
-        runs = f"{int(used['n_runs'].sum())}" if len(used) else "0"
-        out.append(f"| {i} | {claim.title} | {claim.verdict} | {claim.short_rule} | {evidence} | {runs} | "
-                   f"{_commands(claim)} |")
-    for i, claim in enumerate(claims, 1):
-        own = " ".join(item.rule for item in claim.items if item.rule) or \
-            ("(not available yet)" if claim.evaluate is ironing else "")
-        out += ["", f"## {i}. {claim.title}", "", f"**Verdict:** {claim.verdict}", "",
-                f"**Rule:** {claim.rule}{' ' + own if own else ''}", "",
-                f"**Experiments read:** {', '.join(f'`{e}`' for e in claim.experiments)}", "",
-                "**Evidence:**" + ("" if claim.items else " none: no runs of these experiments were found.")]
-        out += [""] * bool(claim.items)
-        for item in sorted(claim.items, key=lambda it: it is not claim.primary):
-            tags = ["primary"] * (item is claim.primary) + [t for t in (item.tier,) if t] + [item.verdict]
-            out.append(f"- `{item.experiment}` ({', '.join(tags)}): {item.summary}")
-            out += [f"  - {line}" for line in item.lines]
-        ids = [g for item in claim.items for g in item.groups]
-        out += ["", f"**Runs:** {_runs_line(groups, ids)}", "",
-                f"**Reproduce:** {_commands(claim)}, then `make tables`"]
-    return "\n".join(out) + "\n"
-
-
-def write_claims(path: str | Path, agg: Aggregate) -> Path:
-    return atomic_write_text(path, render(evaluate_claims(agg), agg.groups))

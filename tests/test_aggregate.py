@@ -1,4 +1,5 @@
-"""scripts.records and scripts.aggregate on hand-written run records (README.md "Run records")."""
+"""The results pipeline's records, frame and tables steps (scripts.records, scripts.frame, scripts.tables,
+scripts.results) on hand-written run records (README.md "Run records")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts import aggregate, claims
+from scripts import results, tables
+from scripts.evidence import experiment_files
+from scripts.frame import build_frame
 from scripts.records import RecordWarning, load_records
 
 RBO_HYPER = {"lr": 1.0, "radius": 2.0, "proj_steps": 100, "proj_lr": 0.001, "projection": "gd", "proj_tol": None}
@@ -18,9 +21,20 @@ OUTPUT_ONLY = ("runs_dir", "data_dir", "logger", "progress", "log_every", "devic
 
 
 @pytest.fixture(autouse=True)
-def no_ironing_demo(monkeypatch):
-    """The ironing row's ablation (a 1-D demo run, tens of seconds) stubbed: these tests are about run records."""
-    monkeypatch.setattr(claims, "ironing_result", lambda: None)
+def every_record_launched(monkeypatch):
+    """Hand-written records are not what the sweeps launch (scripts.evidence.only_launched, tested on its own):
+    here every experiment counts as one without sweep files, so every record is read."""
+    monkeypatch.setattr(results, "launched", lambda names: {})
+
+
+def build(root, experiments=None):
+    """The frame of the records under ``root`` of ``experiments`` (default: the suite's)."""
+    return build_frame(load_records(root).select(experiments or sorted(experiment_files())))
+
+
+def run_results(*args: str, root=None) -> int:
+    """``python -m scripts.results`` with no committed evidence (an empty folder)."""
+    return results.main([*args, "--evidence", str(root / "no-evidence")])
 
 
 def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnist", model="mlp", seed=0,
@@ -112,7 +126,7 @@ def table1(tmp_path):
     runs = tmp_path / "runs"
     write_table1_set(runs)
     with pytest.warns(RecordWarning):
-        agg = aggregate.build(runs)
+        agg = build(runs)
     return agg
 
 
@@ -146,8 +160,8 @@ def test_damaged_metrics_are_loud_and_listed(tmp_path, garbage, why):
     with pytest.warns(RecordWarning, match=why):
         records = load_records(tmp_path)
     assert len(records.runs) == 1 and len(records.metrics) == 0
-    assert [path for path, _ in records.damaged] == [str(folder)]
-    assert f"damaged {folder}" in records.describe()
+    assert [path for path, _ in records.without_curves] == [str(folder)] and not records.damaged
+    assert f"without curves {folder}" in records.describe()
 
 
 def test_loader_rejects_missing_folder(tmp_path):
@@ -188,7 +202,7 @@ def test_equal_compute_takes_the_last_evaluation_at_or_below_the_budget(tmp_path
     runs = tmp_path / "plain"
     write_table1_set(runs, with_budget_rows=False)
     with pytest.warns(RecordWarning):
-        rbo = row(aggregate.build(runs).equal, "rbo")
+        rbo = row(build(runs).equal, "rbo")
     assert rbo["acc_sgd_budget_mean"] == pytest.approx(10.0) and rbo["epoch_sgd_budget"] == 0
 
 
@@ -199,10 +213,10 @@ def test_equal_compute_never_takes_a_row_beyond_the_budget(tmp_path):
         write_run(tmp_path, optimizer="sgd", seed=seed, epochs=2, final_acc=0.5)
         write_run(tmp_path, optimizer="rbo", seed=seed, epochs=2, final_acc=0.8, hyper=RBO_HYPER, evals_per_step=100,
                   budget_rows=[(2, 0.7)])
-    agg = aggregate.build(tmp_path)
+    agg = build(tmp_path)
     rbo = row(agg.equal, "rbo")
     assert rbo["sgd_budget"] == 20 and rbo["evals_sgd_budget"] == 0 and rbo["acc_sgd_budget_mean"] == pytest.approx(10)
-    aggregate.write_results(agg, tmp_path / "out")
+    tables.write_tables(agg, tmp_path / "out")
     shown = pd.read_csv(tmp_path / "out/paper/table1/equal_compute.csv")
     assert list(shown["evals_sgd_budget"]) == [20, 0]
     assert "evals @ SGD budget" in (tmp_path / "out/paper/table1/equal_compute.md").read_text()
@@ -212,24 +226,24 @@ def test_max_sgd_epochs_caps_the_sgd_budget(tmp_path):
     for optimizer, evals in (("sgd", 1), ("rbo", 10)):
         write_run(tmp_path, optimizer=optimizer, epochs=100 if optimizer == "sgd" else 1, evals_per_step=evals,
                   config={"max_sgd_epochs": 10}, hyper=RBO_HYPER if optimizer == "rbo" else None)
-    assert set(aggregate.build(tmp_path).equal["sgd_budget"]) == {100}
+    assert set(build(tmp_path).equal["sgd_budget"]) == {100}
 
 
 def test_only_the_experiments_asked_for_are_read(tmp_path, capsys):
     """An ad-hoc sweep beside paper/table1: left out by default (the suite's experiments), read when named."""
     write_run(tmp_path, optimizer="sgd")
     write_run(tmp_path, experiment="sweeps/adhoc", optimizer="rbo", hyper=RBO_HYPER, epochs=3)
-    agg = aggregate.build(tmp_path)
+    agg = build(tmp_path)
     assert set(agg.groups["experiment"]) == {"paper/table1"} and set(agg.records.runs["experiment"]) == {"paper/table1"}
     assert "left out 1 records of experiments not asked for: sweeps/adhoc (1)" in agg.records.describe()
-    assert aggregate.main(["--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--experiments",
-                           "sweeps/adhoc"]) == 0
+    assert run_results("--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--experiments", "sweeps/adhoc",
+                       root=tmp_path) == 0
     assert "paper/table1 (1)" in capsys.readouterr().out
     assert (tmp_path / "out/sweeps/adhoc/table.md").exists() and not (tmp_path / "out/paper").exists()
 
 
 def test_suite_experiments_are_the_experiment_names_of_the_conf_files():
-    names = aggregate.suite_experiments()
+    names = sorted(experiment_files())
     assert {"paper/table1", "paper/heatmap", "quick/table1", "review/tuned"} <= set(names)
     assert "review/controls" not in names and "review/tuned_adamw" not in names  # they record as other experiments
     assert names == sorted(set(names))
@@ -240,7 +254,7 @@ def test_tables_name_the_tier_and_the_training_split(tmp_path):
     write_run(tmp_path, optimizer="rbo", dataset="fashion_mnist", experiment="fashion/table1", val_size=0,
               hyper=RBO_HYPER)
     write_run(tmp_path, optimizer="sgd", dataset="mnist_subset", experiment="quick/table1", val_size=1000)
-    aggregate.write_results(aggregate.build(tmp_path, experiments=["fashion/table1", "quick/table1"]), tmp_path / "o")
+    tables.write_tables(build(tmp_path, experiments=["fashion/table1", "quick/table1"]), tmp_path / "o")
     fashion = (tmp_path / "o/fashion/table1/table.md").read_text()
     assert fashion.startswith("# fashion/table1 (real data, full size, not in the paper)")
     assert "Trained on the whole training split" in fashion
@@ -253,7 +267,7 @@ def test_cli_writes_markdown_csv_latex_and_index(tmp_path, capsys):
     runs, out = tmp_path / "runs", tmp_path / "results"
     write_table1_set(runs)
     with pytest.warns(RecordWarning):
-        assert aggregate.main(["--runs", str(runs), "--out", str(out)]) == 0
+        assert run_results("tables", "--runs", str(runs), "--out", str(out), root=tmp_path) == 0
     printed = capsys.readouterr().out
     assert "read 9 run records" in printed and "skipped 2" in printed
     folder = out / "paper/table1"
@@ -289,13 +303,13 @@ def write_heatmap(root, experiment="paper/heatmap", dataset="mnist"):
 def test_heatmap_table_marks_diverged_cells(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "results"
     write_heatmap(runs)
-    agg = aggregate.build(runs)
+    agg = build(runs)
     grid = agg.heatmaps[("paper/heatmap", "mnist", "mlp")]
     assert sorted(grid["setting"]) == ["lr=1, radius=1", "lr=1, radius=2", "lr=10, radius=1", "lr=10, radius=2"]
     assert grid["paper_test_acc"].isna().all()  # 3 epochs: not the paper's Table 1 setting
-    cells = aggregate.heatmap_cells(grid)
+    cells = tables.heatmap_cells(grid)
     assert cells.loc["ρ=2", "η=10"] == "div" and cells.loc["ρ=1", "η=1"] == "91.10"
-    aggregate.write_results(agg, out)
+    tables.write_tables(agg, out)
     assert "div" in (out / "paper/heatmap/heatmap_mnist_mlp.md").read_text()
     assert not (out / "paper/heatmap/equal_compute.md").exists()  # RBO only: no comparison table
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from test_aggregate import RBO_HYPER, no_ironing_demo, write_run  # noqa: F401 (an autouse fixture)
+from test_aggregate import RBO_HYPER, build, every_record_launched, run_results, write_run  # noqa: F401 (a fixture)
 
-from scripts import aggregate, claims
+from scripts import claims
 from scripts.claims import INCONCLUSIVE, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, evaluate_claims, reproduce_command
 
 ROWS = (("mnist", "mlp"), ("mnist", "resnet6"), ("mnist", "vgg9"), ("cifar10", "resnet8"), ("cifar10", "vgg9"),
         ("cifar100", "resnet8"), ("cifar100", "vgg9"))
 TABLE1, FASTER, FASTER_COMPUTE, HEATMAP, CONTROL, STABLE, LIMIT, IRONING = range(8)
+THEORY = range(12, 15)  # Lemma 1, Propositions 2 and 3
 PAPER, REAL, CPU = "paper scale", "real data, full size, not in the paper", "CPU-scale subset"
-IRONING_RESULT = claims.ironing_result  # the real one (the autouse fixture stubs it in every test)
 
 
 def write_group(root, optimizer, acc, *, seeds=3, spread=0.002, diverged=(), val=None, **run):
@@ -38,7 +38,7 @@ def write_row(root, dataset, model, rbo_acc, *, rbo_diverged=(), seeds=3, experi
 
 
 def claims_of(root, experiments=None):
-    return evaluate_claims(aggregate.build(root, experiments=experiments))
+    return evaluate_claims(build(root, experiments=experiments))
 
 
 # ---- claim 1: Table 1 rows
@@ -49,7 +49,8 @@ def test_best_on_5_of_7_rows_with_3_seeds_is_supported(tmp_path):
         write_row(tmp_path, dataset, model, 0.90 if i < 5 else 0.84)
     claim = claims_of(tmp_path)[TABLE1]
     assert claim.verdict == f"{SUPPORTED} ({PAPER})"
-    assert claim.primary.summary.startswith("RBO best beyond noise on 5 of 7 rows compared (0 ties, 2 behind)")
+    summary = claim.primary.summary
+    assert summary.startswith("RBO best beyond noise on 5 of 7 rows compared (0 ties, 2 behind, 0 undecided)")
     assert "seeds 0,1,2 (3–3 finished per group); 10 epochs; 5,000 held out for validation" in claim.primary.summary
 
 
@@ -86,15 +87,17 @@ def test_ties_within_noise_are_not_wins(tmp_path):
     for dataset, model in ROWS:
         write_row(tmp_path, dataset, model, 0.853)  # 0.3 pp ahead of SAM: inside the 0.5 pp floor
     claim = claims_of(tmp_path)[TABLE1]
-    assert claim.verdict == f"{NOT_SUPPORTED} ({PAPER})" and "(7 ties, 0 behind)" in claim.primary.summary
-    assert claim.primary.lines[0].endswith("→ tie") and "+0.30 pp (margin 0.50), tie" in claim.primary.lines[0]
+    assert claim.verdict == f"{NOT_SUPPORTED} ({PAPER})" and "(7 ties, 0 behind, 0 undecided)" in claim.primary.summary
+    line = claim.primary.lines[0]
+    assert line.endswith("→ tie") and "+0.30 pp, p = " in line and "90 % CI [-0.05, +0.65], tie" in line
 
 
 def test_missing_rows_that_could_decide_leave_it_inconclusive(tmp_path):
     for i, (dataset, model) in enumerate(ROWS[:6]):
         write_row(tmp_path, dataset, model, 0.90 if i < 4 else 0.84)
     claim = claims_of(tmp_path)[TABLE1]
-    assert claim.verdict == f"{INCONCLUSIVE} ({PAPER})" and "the missing rows decide" in claim.primary.summary
+    assert claim.verdict == f"{INCONCLUSIVE} ({PAPER})"
+    assert "the missing or undecided rows decide" in claim.primary.summary
 
 
 def test_table1_claim_rests_on_paper_scale_only_and_on_its_own_experiment(tmp_path):
@@ -273,40 +276,37 @@ def test_stability_needs_two_seeds_for_a_negative_verdict_and_ignores_eta_100(tm
 # ---- the ironing row, claims.md, reproduce hints
 
 
-def test_ironing_row_comes_from_the_ablation(tmp_path, monkeypatch):
+def test_ironing_and_theory_rows_come_from_the_1d_record(tmp_path, monkeypatch):
+    """Claim 8 and the theory rows (13-15) read the 1-D record's own verdicts (experiments.ironing.claim_rows);
+    without a record they are inconclusive; a verdict outside the four is an error."""
     (tmp_path / "runs").mkdir()
-    assert claims_of(tmp_path / "runs")[IRONING].verdict == INCONCLUSIVE  # the autouse stub: not available
-    monkeypatch.setattr(claims, "ironing_result", lambda: {"verdict": NOT_SUPPORTED, "evidence": "rbo.RBO does not "
-                        "iron", "rule": "irons at most radii"})
-    aggregate.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    claims_now = claims_of(tmp_path / "runs")
+    assert [claims_now[i].verdict for i in (IRONING, *THEORY)] == [INCONCLUSIVE] * 4
+    rows = {key: {"verdict": NOT_SUPPORTED, "evidence": f"{key} evidence", "rule": f"{key} rule"}
+            for key in ("ironing", "lemma1", "prop2", "prop3")}
+    monkeypatch.setattr(claims, "frame_theory", lambda frame: rows)
+    run_results("tables", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), root=tmp_path)
     text = (tmp_path / "out/claims.md").read_text()
     assert "| 8 | The ball irons out wrinkles smaller than ρ (the 1-D figure) | not supported |" in text
-    assert "its own rule: irons at most radii" in text and "rbo.RBO does not iron" in text
-    monkeypatch.setattr(claims, "ironing_result", lambda: {"verdict": "fine", "evidence": "", "rule": ""})
+    assert "its own rule: ironing rule" in text and "ironing evidence" in text
+    assert all(f"{key} evidence" in text for key in ("lemma1", "prop2", "prop3"))
+    monkeypatch.setattr(claims, "frame_theory", lambda frame: {"ironing": {"verdict": "fine", "evidence": "",
+                                                                          "rule": ""}})
     with pytest.raises(ValueError, match="verdict='fine'"):
         claims_of(tmp_path / "runs")
-
-
-def test_ironing_result_without_the_function_is_none(monkeypatch):
-    import rbo.ironing
-
-    monkeypatch.delattr(rbo.ironing, "ironing_claim", raising=False)
-    IRONING_RESULT.cache_clear()
-    assert IRONING_RESULT() is None
-    IRONING_RESULT.cache_clear()
 
 
 def test_claims_md_prints_each_rule_beside_its_verdict(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "results"
     write_controls(runs, 0.85, 0.80, 0.802, dataset="mnist_subset", experiment="quick/table1")
-    aggregate.main(["--runs", str(runs), "--out", str(out)])
+    run_results("tables", "--runs", str(runs), "--out", str(out), root=tmp_path)
     text = (out / "claims.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| ")][1:]
-    assert len(table) == 12 and "**Common rules.**" in text
+    assert len(table) == 15 and "**Common rules.**" in text
     assert f"| {NOT_TESTED} |" in table[TABLE1] and "`make reproduce` (paper/table1)" in table[TABLE1]
     assert f"| {SUPPORTED} ({CPU}) |" in table[CONTROL] and "`make quick` (quick/table1)" in table[CONTROL]
     sections = text.split("\n## ")[1:]
-    assert len(sections) == 12
+    assert len(sections) == 15
     assert all(section.index("**Verdict:**") < section.index("**Rule:**") < section.index("**Evidence:**")
                for section in sections)
     assert "6 runs (6 completed, 0 diverged, 0 failed) in 2 groups" in text
@@ -314,9 +314,9 @@ def test_claims_md_prints_each_rule_beside_its_verdict(tmp_path):
 
 def test_no_runs_means_not_tested(tmp_path):
     (tmp_path / "runs").mkdir()
-    aggregate.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results")])
+    run_results("tables", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results"), root=tmp_path)
     text = (tmp_path / "results" / "claims.md").read_text()
-    assert text.count(f"| {NOT_TESTED} |") == 11  # all but the ironing row, which runs no training
+    assert text.count(f"| {NOT_TESTED} |") == 11  # all but the four 1-D rows, which train nothing
 
 
 @pytest.mark.parametrize("name, command", [("quick/x", "make quick"), ("paper/x", "make reproduce"),

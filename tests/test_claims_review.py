@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_aggregate import RBO_HYPER, no_ironing_demo  # noqa: F401 (an autouse fixture)
+from test_aggregate import RBO_HYPER, every_record_launched  # noqa: F401 (an autouse fixture)
 from test_claims import REAL, claims_of, write_group
 
 from scripts.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
@@ -42,7 +42,8 @@ def test_tuned_baseline_tied_within_noise(tmp_path):
     write_tuned(tmp_path, 0.853, 0.85)
     claim = claims_of(tmp_path)[TUNED]
     assert claim.verdict == f"{NOT_SUPPORTED} ({REAL})"
-    assert "(1 ties, 0 behind)" in claim.primary.summary and "+0.30 pp (margin 0.50), tie" in claim.primary.lines[0]
+    assert "(1 ties, 0 behind, 0 undecided)" in claim.primary.summary
+    assert "+0.30 pp, p = " in claim.primary.lines[0] and "90 % CI [-0.05, +0.65], tie" in claim.primary.lines[0]
 
 
 def test_tuned_baselines_with_too_few_seeds_or_a_missing_one(tmp_path):
@@ -56,20 +57,22 @@ def test_tuned_baselines_with_too_few_seeds_or_a_missing_one(tmp_path):
     assert claims_of(tmp_path / "no_adamw_loss")[TUNED].verdict == f"{NOT_SUPPORTED} ({REAL})"
 
 
-def write_compute_matched(root, rbo_acc, *, rbo_epochs=1, seeds=3):
-    """review/compute_matched: 10 minibatches per epoch, a budget of 10 SGD epochs = 100 evaluations; SGD
-    10 epochs (80 %), SAM 5 epochs at 2 evaluations per step (82 %), RBO ``rbo_epochs`` at 10 per step."""
+def write_compute_matched(root, rbo_acc, *, rbo_final=None, seeds=3):
+    """review/compute_matched: every optimizer configured alike (10 epochs, a budget of 10 SGD epochs = 100
+    evaluations at 10 minibatches per epoch): SGD 80 % at its end (the budget), SAM (2 evaluations per step) 82 %
+    at the budget, RBO (10 per step) ``rbo_acc`` at the budget and ``rbo_final`` (default: the same) at its end."""
     common = {"experiment": "review/compute_matched", "seeds": seeds, "config": {"max_sgd_epochs": 10}, **FASHION}
-    write_group(root, "sgd", 0.80, epochs=10, **common)
-    write_group(root, "sam", 0.82, epochs=5, evals_per_step=2, **common)
-    write_group(root, "rbo", rbo_acc, epochs=rbo_epochs, evals_per_step=10, hyper=RBO_HYPER, **common)
+    write_group(root, "sgd", 0.80, **common)
+    write_group(root, "sam", 0.90, evals_per_step=2, budget_rows=[(10, 0.82)], **common)
+    write_group(root, "rbo", rbo_final or rbo_acc, evals_per_step=10, hyper=RBO_HYPER,
+                budget_rows=[(10, rbo_acc)], **common)
 
 
 def test_compute_matched(tmp_path):
     write_compute_matched(tmp_path / "ahead", 0.86)
     claim = claims_of(tmp_path / "ahead")[COMPUTE]
     assert claim.verdict == f"{SUPPORTED} ({REAL})"
-    assert "rbo at 100 evals 86.00 ± 0.20 %" in claim.primary.lines[0]
+    assert "rbo at 100 evals 86.00 ± 0.00 %" in claim.primary.lines[0]
     write_compute_matched(tmp_path / "behind", 0.78)
     assert claims_of(tmp_path / "behind")[COMPUTE].verdict == f"{NOT_SUPPORTED} ({REAL})"
     write_compute_matched(tmp_path / "few", 0.86, seeds=2)
@@ -77,10 +80,10 @@ def test_compute_matched(tmp_path):
 
 
 def test_compute_matched_reads_rbo_at_the_budget_not_at_its_end(tmp_path):
-    """RBO trained 2 epochs (200 evaluations) to 95 %; at the budget of 100 it had 52.5 %."""
-    write_compute_matched(tmp_path, 0.95, rbo_epochs=2)
+    """RBO trained to 95 % at its end; at the budget of 100 evaluations it had 52.5 %."""
+    write_compute_matched(tmp_path, 0.525, rbo_final=0.95)
     claim = claims_of(tmp_path)[COMPUTE]
-    assert claim.verdict == f"{NOT_SUPPORTED} ({REAL})" and "rbo at 100 evals 52.50 ± 0.10 %" in claim.primary.lines[0]
+    assert claim.verdict == f"{NOT_SUPPORTED} ({REAL})" and "rbo at 100 evals 52.50 ± 0.00 %" in claim.primary.lines[0]
 
 
 def write_inner_solver(root, newton_acc, *, projection="newton", budget_rows=(), seeds=3):
@@ -101,7 +104,7 @@ def test_inner_solver_converged_rbo_against_sgd_at_its_best_validation_lr(tmp_pa
     assert claim.verdict == f"{SUPPORTED} ({REAL})"
     line = claim.primary.lines[0]
     assert "at equal epochs (the records hold no RBO evaluation after init within SGD's budget)" in line
-    assert "against the authors' RBO at equal epochs rbo [" in line and "+4.00 pp (margin 0.50), ahead" in line
+    assert "against the authors' RBO at equal epochs rbo [" in line and "+4.00 pp, p = " in line
     write_inner_solver(tmp_path / "behind", 0.80, projection="gauss_newton")
     claim = claims_of(tmp_path / "behind")[INNER]
     assert claim.verdict == f"{NOT_SUPPORTED} ({REAL})" and "rbo_gauss_newton" in claim.primary.lines[0]
@@ -141,6 +144,6 @@ def test_loss_scale_change_within_noise_and_too_few_seeds(tmp_path):
     within noise."""
     write_loss_scale(tmp_path / "noise", {1.0: 0.856, 10.0: 0.854})
     claim = claims_of(tmp_path / "noise")[LOSS_SCALE]
-    assert claim.verdict == f"{SUPPORTED} ({REAL})" and "ahead; loss scale 10:" in claim.primary.lines[1]
+    assert claim.verdict == f"{SUPPORTED} ({REAL})" and "ahead; then rbo" in claim.primary.lines[1]
     write_loss_scale(tmp_path / "few", {1.0: 0.90, 10.0: 0.82}, seeds=2)
     assert claims_of(tmp_path / "few")[LOSS_SCALE].verdict == f"{INCONCLUSIVE} ({REAL})"

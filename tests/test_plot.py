@@ -1,11 +1,10 @@
-"""scripts.plot: the figures as a paper prints them (issue 12) and results/index.md. Figures are inspected as
-matplotlib objects (artists, scales, legend boxes), never as pixels; the ironing figure is tested in
-tests/test_ironing.py."""
+"""scripts.figures and scripts.index: the figures as a paper prints them (issues 12, 25) and results/index.md.
+Figures are inspected as matplotlib objects (artists, scales, legend boxes), never as pixels; the ironing figure is
+tested in tests/test_ironing.py."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -13,10 +12,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Rectangle
-from test_aggregate import RBO_HYPER, RecordWarning, write_heatmap, write_run, write_table1_set
+from test_aggregate import (  # noqa: F401 (an autouse fixture)
+    RBO_HYPER,
+    RecordWarning,
+    build,
+    every_record_launched,
+    run_results,
+    write_heatmap,
+    write_run,
+    write_table1_set,
+)
 
-from scripts import plot
-from scripts.aggregate import build
+from scripts import figures as plot
+from scripts import index as index_module
+from scripts.frame import block_title
 
 
 def block(agg, experiment, dataset="mnist", model="mlp"):
@@ -26,7 +35,7 @@ def block(agg, experiment, dataset="mnist", model="mlp"):
 
 
 def curves(agg, experiment, dataset="mnist"):
-    return plot.curves_figure(agg, block(agg, experiment, dataset), plot.block_title(experiment, dataset, "mlp"))
+    return plot.curves_figure(agg, block(agg, experiment, dataset), block_title(experiment, dataset, "mlp"))
 
 
 @pytest.fixture
@@ -51,7 +60,7 @@ def two_seeds(root, experiment="quick/two", dataset="mnist_subset", epochs=2, rb
 
 def test_readable_names_and_control_styles(table1, tmp_path):
     labels = [t.get_text() for t in curves(table1, "paper/table1").legends[0].get_texts()]
-    assert labels[:4] == ["SGD [n = 3]", "Entropy-SGD [1 diverged]", "SAM [n = 1, 1 failed]", "RBO [n = 3]"]
+    assert labels[:4] == ["RBO [n = 3]", "SGD [n = 3]", "Entropy-SGD [1 diverged]", "SAM [n = 1, 1 failed]"]
     styles = plot.series_styles(two_seeds(tmp_path / "two").groups)
     by_label = {s["label"]: s for s in styles.values()}
     control, baseline = by_label["RBO (ρ = 0)"], by_label["SGD"]
@@ -119,10 +128,10 @@ def test_one_seed_is_labelled_as_one_seed(tmp_path):
 
 
 def test_scale_label_in_titles():
-    assert "CPU-scale" in plot.block_title("quick/table1", "mnist_subset", "mlp")
-    assert "real data" in plot.block_title("fashion/table1", "fashion_mnist", "mlp")
-    assert "not evidence" in plot.block_title("quick/x", "synthetic", "mlp")
-    assert plot.block_title("paper/table1", "mnist", "mlp") == "paper/table1: MNIST / MLP"
+    assert "CPU-scale" in block_title("quick/table1", "mnist_subset", "mlp")
+    assert "real data" in block_title("fashion/table1", "fashion_mnist", "mlp")
+    assert "not evidence" in block_title("quick/x", "synthetic", "mlp")
+    assert block_title("paper/table1", "mnist", "mlp") == "paper/table1: MNIST / MLP"
 
 
 def test_log_axes_only_where_the_data_span_decades(table1, tmp_path):
@@ -172,7 +181,7 @@ def test_a_figure_the_records_no_longer_give_is_removed_not_left_stale(tmp_path)
     for suffix in (".png", ".pdf"):
         (figures / f"cost_mnist_mlp{suffix}").write_text("stale")
         (figures / f"curves_mnist_mlp{suffix}").write_text("stale")
-    written, notes = plot.plot_all(build(tmp_path / "grid", experiments=["paper/heatmap"]), tmp_path / "results")
+    written, notes = plot.draw_figures(build(tmp_path / "grid", experiments=["paper/heatmap"]), tmp_path / "results")
     assert not list(figures.glob("cost_*"))
     assert sum("removed" in n and "cost_mnist_mlp" in n for n in notes) == 2
     assert figures / "curves_mnist_mlp.png" in written and (figures / "curves_mnist_mlp.png").read_bytes() != b"stale"
@@ -197,36 +206,29 @@ def test_heatmap_labels_annotates_cells_and_marks_diverged(tmp_path):
 def test_cli_writes_figures_ironing_and_index(tmp_path, monkeypatch, capsys):
     runs, out = tmp_path / "runs", tmp_path / "results"
     write_table1_set(runs)
+    record = tmp_path / "no-evidence/paper/ironing/record.json"  # the 1-D record where the evidence lives
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"fake": True}))
     calls = []
-    monkeypatch.setattr(plot, "ironing_plotter", lambda: lambda data, stem: calls.append((data, stem)) or [])
-    monkeypatch.setattr(plot, "ironing_data", lambda: {"fake": True})
+    import scripts.plot_ironing
+
+    monkeypatch.setattr(scripts.plot_ironing, "draw_ironing", lambda data, folder: calls.append((data, folder)) or [])
     with pytest.warns(RecordWarning):
-        assert plot.main(["--runs", str(runs), "--out", str(out), "--experiments", "paper/table1"]) == 0
+        assert run_results("figures", "--runs", str(runs), "--out", str(out), root=tmp_path) == 0
     for stem in ("curves_mnist_mlp", "cost_mnist_mlp"):
         for suffix in ("png", "pdf"):
             assert (out / f"paper/table1/figures/{stem}.{suffix}").stat().st_size > 1000
-    assert calls == [({"fake": True}, out / "paper/ironing/ironing")]
-    assert "wrote 4 figure files" in capsys.readouterr().out
-    index = (out / "index.md").read_text()
-    assert "(paper/table1/figures/curves_mnist_mlp.pdf)" in index and "skipped 2 unreadable" in index
+    assert calls == [({"fake": True}, out / "paper/ironing")]
+    assert "wrote 5 files" in capsys.readouterr().out  # 4 figure files and the index
+    text = (out / "index.md").read_text()
+    assert "(paper/table1/figures/curves_mnist_mlp.pdf)" in text and "skipped 2 unreadable" in text
     assert not list(out.rglob("*.tmp"))
 
 
-def test_missing_ironing_module_or_demo_is_reported(tmp_path, monkeypatch, capsys):
+def test_a_missing_ironing_record_is_reported(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
-    args = ["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results")]
-    monkeypatch.setattr(plot, "ironing_plotter", lambda: None)
-    plot.main(args)
-    assert "scripts.plot_ironing not available" in capsys.readouterr().out
-    monkeypatch.setattr(plot, "ironing_plotter", lambda: lambda data, stem: [])
-    monkeypatch.setattr(plot, "ironing_data", lambda: None)
-    plot.main(args)
-    assert "ironing_demo() not available" in capsys.readouterr().out
-
-
-def test_ironing_plotter_is_none_only_while_its_module_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "scripts.plot_ironing", None)  # import fails as for a missing module
-    assert plot.ironing_plotter() is None
+    run_results("figures", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results"), root=tmp_path)
+    assert "ironing: no 1-D record" in capsys.readouterr().out
 
 
 def test_index_lists_every_table_figure_and_claims(tmp_path):
@@ -240,9 +242,11 @@ def test_index_lists_every_table_figure_and_claims(tmp_path):
     for name in files + ["index.md"]:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text("x")
-    index = plot.write_index(out, "read 3 run records").read_text()
+    (out / "records/quick/table1/abc/summary.json").parent.mkdir(parents=True)  # committed evidence: not listed
+    (out / "records/quick/table1/abc/summary.json").write_text("{}")
+    index = index_module.write_index(out, "read 3 run records").read_text()
     assert all(f"({name})" in index for name in files), [n for n in files if f"({n})" not in index]
-    assert "(index.md)" not in index and "read 3 run records" in index
+    assert "(index.md)" not in index and "read 3 run records" in index and "records/quick" not in index
     lines = {line.split("`")[1]: line for line in index.splitlines() if line.startswith("- ")}
     assert len(lines) == 12  # one line per table or figure, its formats linked on it
     sections = index.split("## ")

@@ -23,14 +23,15 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import scripts.plot as plot
+import scripts.figures as plot
 from experiments import records
 from experiments.controls import resolve_effective_lr
 from experiments.models import build_model
 from experiments.optim import build_optimizer
 from experiments.train import run
 from experiments.trainer import validate
-from scripts import aggregate, claims, plan
+from scripts import plan, results
+from scripts.records import load_records
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -201,8 +202,8 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def aggregate_and_plot(runs: Path, out: Path, monkeypatch, experiment: str) -> list[set[str]]:
-    """``scripts.aggregate --experiments <experiment>`` and ``scripts.plot --skip-ironing`` (their CLI entry
-    points, in this process; the ironing claim stubbed); returns the optimizers drawn in each curves figure."""
+    """``python -m scripts.results tables figures --experiments <experiment>`` (its CLI entry point, in this
+    process, no committed evidence); returns the optimizers drawn in each curves figure."""
     drawn: list[set[str]] = []
     original = plot.curves_figure
 
@@ -211,14 +212,12 @@ def aggregate_and_plot(runs: Path, out: Path, monkeypatch, experiment: str) -> l
         return original(agg, groups, title)
 
     monkeypatch.setattr(plot, "curves_figure", spy)
-    monkeypatch.setattr(claims, "ironing_result", lambda: None)
-    scope = ["--runs", str(runs), "--out", str(out), "--experiments", experiment]
-    assert aggregate.main(scope) == 0
-    assert plot.main([*scope, "--skip-ironing"]) == 0
+    assert results.main(["tables", "figures", "--runs", str(runs), "--out", str(out), "--evidence",
+                         str(out / "no-evidence"), "--experiments", experiment]) == 0
     return drawn
 
 
-def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[str, int],
+def assert_results(out: Path, runs: Path, experiment: str, run_ids: set[str], groups: dict[str, int],
                    figures: tuple[str, ...] = ("curves_synthetic_mlp", "cost_synthetic_mlp"),
                    tables: tuple[str, ...] = ("table", "equal_compute")) -> None:
     """``tables`` (Markdown, CSV, LaTeX) and ``figures`` (PNG, PDF) of ``experiment``, holding every run."""
@@ -228,9 +227,8 @@ def assert_results(out: Path, experiment: str, run_ids: set[str], groups: dict[s
             assert (folder / f"{name}.{ext}").stat().st_size > 0, f"{folder}/{name}.{ext}"
     table = read_rows(folder / "table.csv")
     assert {row["optimizer"]: int(float(row["n"])) for row in table} == groups
-    runs_csv = [row for row in read_rows(out / "runs.csv") if row["experiment"] == experiment]
-    assert {row["run_id"] for row in runs_csv} == run_ids
-    assert all(row["status"] == "completed" for row in runs_csv)
+    read = load_records(runs).select([experiment]).runs
+    assert set(read["run_id"]) == run_ids and set(read["status"]) == {"completed"}
     for stem in figures:
         for ext in ("png", "pdf"):
             assert (folder / "figures" / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
@@ -260,7 +258,7 @@ def test_joblib_multirun_end_to_end(tiny, tmp_path, monkeypatch):
     assert all((tiny["root"] / "multirun" / str(i) / ".hydra" / "overrides.yaml").is_file() for i in (0, 1))
     drawn = aggregate_and_plot(tiny["runs"], tmp_path / "results", monkeypatch, "sweeps/tiny")
     assert {"sgd", "rbo"} in drawn
-    assert_results(tmp_path / "results", "sweeps/tiny", set(found), {"sgd": 1, "rbo": 1})
+    assert_results(tmp_path / "results", tiny["runs"], "sweeps/tiny", set(found), {"sgd": 1, "rbo": 1})
 
 
 def test_rerun_of_finished_multirun_trains_nothing(tiny):
@@ -327,7 +325,7 @@ def test_submitit_local_multirun_end_to_end(tmp_path, monkeypatch):
     assert all(s["status"] == "completed" and s["optimizer"] == "sgd" for s in found.values())
     drawn = aggregate_and_plot(runs, tmp_path / "results", monkeypatch, "sweeps/submitit")
     assert {"sgd"} in drawn
-    assert_results(tmp_path / "results", "sweeps/submitit", set(found), {"sgd": 2},
+    assert_results(tmp_path / "results", runs, "sweeps/submitit", set(found), {"sgd": 2},
                    figures=("curves_synthetic_mlp",), tables=("table",))  # one optimizer: no cost bars, nothing
     assert not (tmp_path / "results" / "sweeps/submitit" / "equal_compute.md").exists()  # to compare at equal compute
 

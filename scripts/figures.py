@@ -1,23 +1,21 @@
-"""Figures of ``results/`` from the run records (issue 6 "plots", issue 12 "figures"), PNG and PDF, and
-``results/index.md``. Matplotlib's object API (``Figure``, rendered by the Agg canvas; no pyplot, so no display and
-no global figure state).
-
-    python -m scripts.plot --runs runs --out results
+"""The figures step of the results pipeline (records → frame → tables → statistics → claims → **figures** → index):
+PNG and PDF from a :class:`~scripts.frame.Frame`, with Matplotlib's object API (``Figure`` on the Agg canvas; no
+pyplot, so no display and no global figure state).
 
 Per (experiment, dataset, model), into ``results/<experiment>/figures/``:
 - ``curves_<dataset>_<model>``: training loss and test accuracy against epochs (and against gradient evaluations
   when the optimizers spend different numbers per step and every curve has enough points); the mean over the
-  completed seeds with a min–max band, diverged runs drawn up to where they stopped and marked ×;
+  completed seeds with a min–max band, diverged runs drawn up to where they stopped and marked ×. RBO is drawn
+  above everything else, its controls below; curves that coincide are named in the legend;
 - ``heatmap_<dataset>_<model>``: RBO's ρ × η grid (SPEC §3), final test accuracy and training loss, annotated
   cells, diverged cells hatched;
-- ``cost_<dataset>_<model>``: gradient evaluations per step and seconds per epoch, when the optimizers differ.
-And ``results/paper/ironing/ironing`` (:mod:`scripts.plot_ironing`), then ``results/index.md``: every table, figure
-and ``claims.md`` found under ``results/``, one line each.
+- ``cost_<dataset>_<model>``: gradient evaluations per step and per epoch, when the optimizers differ (the records'
+  seconds were measured under varying load and are not drawn).
+And ``results/paper/ironing/ironing`` from the 1-D record (:mod:`scripts.plot_ironing`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +27,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from scripts.aggregate import BLOCK, DATASETS, Aggregate, build, cli
-from scripts.records import PAPER_SCALE, TIER_OF_DATASET, atomic_write, atomic_write_text
+from scripts.frame import BLOCK, Frame, block_title
+from scripts.records import atomic_write
 
 MAX_LINES = 12  # more groups than this in one (experiment, dataset, model): curves are unreadable, skip them
 LOG_SPAN = 10.0  # an axis is logarithmic only when its positive data span at least a decade (max / min >= 10)
@@ -38,7 +36,8 @@ MAX_MARKERS = 12  # more evaluations than this on a curve: markers on every len 
 MIN_CURVE_POINTS = 4  # fewer evaluations per curve than this: no panel against gradient evaluations
 EVALUATIONS = ("init", "epoch")  # metrics rows on the curves (budget rows sit at fractional epochs)
 DIVERGED = "diverged"  # gid of the × marking where a diverged run stopped
-INDEX_FIRST = (".md", ".png", ".csv", ".tex", ".pdf")  # the format an index line links first, then the others
+COINCIDE = 1e-3  # two curves closer than this (relative to the panel's range) at every point coincide
+ZORDER = {"RBO": 4, "baseline": 3, "control": 2}  # RBO above everything, its controls below (issue 25)
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,6 @@ STYLES = {
     "sgd_effective_lr": Style("SGD at RBO's step", "control", "0.6", "D", (0, (6, 2, 1, 2))),
 }
 SETTING_SYMBOLS = {"lr": "η", "radius": "ρ", "proj_steps": "K", "proj_lr": "γ"}
-DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                 "mnist_subset": "MNIST subset", "synthetic": "synthetic"}
-MODEL_NAMES = {"mlp": "MLP", "resnet6": "ResNet-6", "resnet8": "ResNet-8", "vgg9": "VGG-9", "resnet18": "ResNet-18",
-               "wrn16_8": "WRN-16-8"}
 PALETTE = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "navy", "gold", "teal")  # several settings of one optimizer (a ρ × η sweep)
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "h", "*", "<", ">", "p")
@@ -85,14 +80,6 @@ def save(fig, stem: Path) -> list[Path]:
                             lambda tmp: fig.savefig(tmp, format=fmt, dpi=120, metadata=metadata))
 
     return [write("png"), write("pdf")]
-
-
-def block_title(experiment: str, dataset: str, model: str) -> str:
-    """'quick/table1: MNIST subset / MLP (CPU-scale subset)': readable names and the evidence tier of the dataset
-    (``scripts.records.TIER_OF_DATASET``) where it is not the paper's scale."""
-    tier = TIER_OF_DATASET.get(dataset, "synthetic data, not evidence")
-    title = f"{experiment}: {DATASET_NAMES.get(dataset, dataset)} / {MODEL_NAMES.get(model, model)}"
-    return title if tier == PAPER_SCALE else f"{title} ({tier})"
 
 
 def setting_text(setting: str) -> str:
@@ -128,6 +115,7 @@ def series_styles(groups: pd.DataFrame) -> dict[str, dict]:
             shrink = 0.6 ** (order / max(len(groups) - 1, 1))  # drawn later, smaller: a curve on another shows
             styles[g.group] = {
                 "label": f"{base.label} ({setting})" if setting else base.label, "role": base.role,
+                "zorder": ZORDER.get(base.role, 2),
                 "line": {"color": color, "marker": marker, "linestyle": base.linestyle, "markersize": 8 * shrink,
                          "linewidth": 2.6 * shrink, "markerfacecolor": "white" if base.role == "control" else color},
             }
@@ -184,12 +172,12 @@ def seed_band(rows: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
     return rows.groupby("epoch", as_index=False).agg(**stats).sort_values("epoch")
 
 
-def collect_series(agg: Aggregate, groups: pd.DataFrame, styles: dict, metrics: tuple[str, ...]) -> list[Series]:
+def collect_series(frame: Frame, groups: pd.DataFrame, styles: dict, metrics: tuple[str, ...]) -> list[Series]:
     """The groups with something to draw (completed or diverged runs with evaluations) and their evaluations."""
-    m = agg.records.metrics
+    m = frame.records.metrics
     m = m[m["group"].isin(groups["group"]) & m["trigger"].isin(EVALUATIONS)]
     m = m.assign(test_acc=m["test_acc"] * 100.0).replace([np.inf, -np.inf], np.nan)
-    runs = agg.records.runs.set_index("run_id")
+    runs = frame.records.runs.set_index("run_id")
     out = []
     for _, g in groups.iterrows():
         rows = m[m["group"] == g["group"]]
@@ -204,13 +192,13 @@ def collect_series(agg: Aggregate, groups: pd.DataFrame, styles: dict, metrics: 
 def _draw(ax, series: Series, x: str, y: str) -> None:
     """One group on one panel: mean line and min–max band of the completed seeds, each diverged run as a thin
     line ending in × at its last finite evaluation (at the top edge if it has none, at the epoch it stopped)."""
-    line = series.style["line"]
+    line, zorder = series.style["line"], series.style["zorder"]
     seeds = series.seeds[series.seeds[f"{y}_mean"].notna()]
     if len(seeds):  # long runs: a marker every tenth point, so 100 epochs stay a line, not a bar of markers
-        ax.plot(seeds[x], seeds[f"{y}_mean"], **line, markevery=max(1, len(seeds) // MAX_MARKERS))
+        ax.plot(seeds[x], seeds[f"{y}_mean"], **line, markevery=max(1, len(seeds) // MAX_MARKERS), zorder=zorder)
         if seeds["n"].max() > 1:
             ax.fill_between(seeds[x], seeds[f"{y}_min"], seeds[f"{y}_max"], color=line["color"], alpha=0.15,
-                            linewidth=0)
+                            linewidth=0, zorder=zorder - 1)
     for rows, stopped_at in series.diverged:
         finite = rows[rows[y].notna()]
         if len(finite):
@@ -221,6 +209,27 @@ def _draw(ax, series: Series, x: str, y: str) -> None:
         elif x == "epoch" and np.isfinite(stopped_at):
             ax.plot(stopped_at, 1.0, "x", color=line["color"], markersize=10, markeredgewidth=2.5, gid=DIVERGED,
                     transform=ax.get_xaxis_transform(), clip_on=False, zorder=5)
+
+
+def coinciding(series: list[Series], metrics: tuple[str, ...]) -> dict[str, str]:
+    """Per group id, the label of an earlier curve it lies on (every metric, every epoch within :data:`COINCIDE` of
+    the panel's range): drawn on top of each other, the legend has to say so (issue 25)."""
+    found: dict[str, str] = {}
+    for i, s in enumerate(series):
+        for other in series[:i]:
+            a, b = s.seeds.set_index("epoch"), other.seeds.set_index("epoch")
+            if not len(a) or list(a.index) != list(b.index):
+                continue
+            close = True
+            for m in metrics:
+                both = pd.concat([a[f"{m}_mean"], b[f"{m}_mean"]], axis=1).dropna()
+                span = np.ptp(both.to_numpy()) if len(both) else 0.0
+                close &= bool(len(both)) and bool((both.iloc[:, 0] - both.iloc[:, 1]).abs().max() <= COINCIDE * max(
+                    span, 1e-12))
+            if close:
+                found[s.group["group"]] = other.style["label"]
+                break
+    return found
 
 
 def _panel_values(series: list[Series], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -245,15 +254,17 @@ def evals_panel_fits(series: list[Series], groups: pd.DataFrame) -> bool:
     return bool(counts) and min(counts) >= MIN_CURVE_POINTS
 
 
-def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | None:
+def curves_figure(frame: Frame, groups: pd.DataFrame, title: str) -> Figure | None:
     """Training loss and test accuracy (columns) against epochs and, where it says something, gradient
     evaluations (rows); one legend outside the axes, naming the groups with nothing to draw. None when no group
     has a completed or diverged run with evaluations."""
     panels = (("train_loss", "training loss (epoch mean,\nso from epoch 1)"), ("test_acc", "test accuracy (%)"))
     styles = series_styles(groups)
-    series = collect_series(agg, groups, styles, tuple(y for y, _ in panels))
+    series = collect_series(frame, groups, styles, tuple(y for y, _ in panels))
     if not series:
         return None
+    series.sort(key=lambda s: s.style["zorder"])  # controls first, RBO last: drawn on top
+    same = coinciding(series, tuple(y for y, _ in panels))
     xs = [("epoch", "epoch")]
     if evals_panel_fits(series, groups):
         xs.append(("grad_evals", "gradient evaluations"))
@@ -279,10 +290,11 @@ def curves_figure(agg: Aggregate, groups: pd.DataFrame, title: str) -> Figure | 
     ns = [s.group["n"] for s in series]
     several_n = len({n for n in ns if n > 0}) > 1
     handles = []
-    for s in series:
+    for s in sorted(series, key=lambda s: -s.style["zorder"]):  # the legend from RBO down to the controls
         g, label = s.group, s.style["label"]
         extra = [f"n = {g['n']}"] if several_n and g["n"] else []
         extra += [f"{g[f'n_{k}']} {k}" for k in ("diverged", "failed", "running") if g[f"n_{k}"]]
+        extra += [f"on top of {same[g['group']]}: the same curve"] if g["group"] in same else []
         label += f" [{', '.join(extra)}]" if extra else ""
         handles.append(Line2D([], [], **s.style["line"], label=label))
     if any(n > 1 for n in ns):
@@ -348,13 +360,14 @@ def heatmap_figure(grid: pd.DataFrame, title: str) -> Figure:
 
 
 def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
-    """Bars of gradient evaluations per step and seconds per epoch per group (per optimizer when there are more
-    than :data:`MAX_LINES`); None when every group spends the same gradient evaluations per step."""
+    """Bars of gradient evaluations per step and for the whole run per group (per optimizer when there are more
+    than :data:`MAX_LINES`); None when every group spends the same gradient evaluations per step. Seconds are not
+    drawn: the records were timed under varying machine load (``make bench`` times side by side)."""
     done = groups[groups["n"] > 0]
     if done["grad_evals_per_step"].round(6).nunique() < 2:
         return None
     styles = series_styles(groups)
-    columns = ["grad_evals_per_step", "seconds_per_epoch"]
+    columns = ["grad_evals_per_step", "grad_evals"]
     if len(done) > MAX_LINES:
         bars = done.groupby("optimizer", sort=False)[columns].mean()
         labels = [STYLES[o].label if o in STYLES else o for o in bars.index]
@@ -367,7 +380,8 @@ def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
         roles = [styles[g]["role"] for g in done["group"]]
     fig = Figure(figsize=(max(8.0, 1.1 * len(bars) + 3), 4.5), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)
-    for ax, (column, label) in zip(axes[0], zip(columns, ("gradient evaluations / step", "seconds / epoch"))):
+    names = ("gradient evaluations / step", "gradient evaluations / run")
+    for ax, (column, label) in zip(axes[0], zip(columns, names)):
         values = bars[column].to_numpy(dtype=float)
         drawn = ax.bar(range(len(values)), values, color=colors, edgecolor="black", linewidth=0.6)
         for bar, role in zip(drawn, roles):
@@ -381,34 +395,10 @@ def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
             ax.set_ylim(bottom=values[values > 0].min() / 2)  # the shortest bar visible, its decade labelled
         ax.set(ylabel=label)
         ax.grid(alpha=0.3, axis="y")
-    hardware = ", ".join(sorted(set(done["hardware"])))
     hatched = "; hatched: controls" if "control" in roles else ""
-    fig.suptitle(f"{title}: cost per optimizer\nmean over completed runs on {hardware}{hatched}", fontsize="medium")
+    fig.suptitle(f"{title}: cost per optimizer in gradient evaluations\nmean over completed runs{hatched}",
+                 fontsize="medium")
     return fig
-
-
-# ---------------------------------------------------------------- all figures, ironing, index
-
-
-def ironing_data() -> dict | None:
-    """``rbo.ironing.ironing_demo()`` when the package provides it, else None."""
-    try:
-        from rbo.ironing import ironing_demo
-    except ImportError:
-        return None
-    return ironing_demo()
-
-
-def ironing_plotter():
-    """:func:`scripts.plot_ironing.plot_ironing`, or None while that module does not exist (imported here, not at
-    the top, so that module may import from this one)."""
-    try:
-        from scripts.plot_ironing import plot_ironing
-    except ModuleNotFoundError as err:
-        if err.name != "scripts.plot_ironing":
-            raise
-        return None
-    return plot_ironing
 
 
 def remove_stale(stem: Path) -> list[str]:
@@ -422,18 +412,18 @@ def remove_stale(stem: Path) -> list[str]:
     return notes
 
 
-def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+def draw_figures(frame: Frame, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """Every figure of the records; returns (written files, notes on what was skipped)."""
     out, written, notes = Path(out_dir), [], []
-    blocks = agg.groups.groupby(BLOCK, sort=False) if len(agg.groups) else []
+    blocks = frame.groups.groupby(BLOCK, sort=False) if len(frame.groups) else []
     for (experiment, dataset, model), groups in blocks:
         folder, title = out / experiment / "figures", block_title(experiment, dataset, model)
         drawable = groups[(groups["n"] > 0) | (groups["n_diverged"] > 0)]
         fig = None
         if len(drawable) > MAX_LINES:
             notes.append(f"{title}: {len(drawable)} settings > {MAX_LINES}, no curves (see the heat map and tables)")
-        elif len(agg.records.metrics):
-            fig = curves_figure(agg, groups, title)
+        elif len(frame.records.metrics):
+            fig = curves_figure(frame, groups, title)
         if fig is None and len(drawable) <= MAX_LINES:
             notes.append(f"{title}: no completed or diverged run with evaluations, no curves")
         if fig is not None:
@@ -448,93 +438,16 @@ def plot_all(agg: Aggregate, out_dir: str | Path) -> tuple[list[Path], list[str]
             notes += remove_stale(folder / f"cost_{dataset}_{model}")
         else:
             written += save(fig, folder / f"cost_{dataset}_{model}")
-        grid = agg.heatmaps.get((experiment, dataset, model))
+        grid = frame.heatmaps.get((experiment, dataset, model))
         if grid is not None:
             written += save(heatmap_figure(grid, title), folder / f"heatmap_{dataset}_{model}")
     return written, notes
 
 
-FIXED_FILES = {  # stem under results/ -> (section of the index, what it is)
-    "claims": ("Claims", "the paper's claims against our runs: verdict, evidence, runs behind it, how to reproduce"),
-    "README": ("Other files", "what this folder holds and where each part came from"),
-    "runs": ("Tables", "one row per run record (status, final metrics, cost, hardware)"),
-    "paper/README": ("Other files", "where the paper's numbers come from"),
-    "paper/table1": ("Tables", "the paper's Table 1 (arXiv 2505.19527v3), copied by hand"),
-    "paper/ironing/ironing": ("Figures", "the 1-D ironing demo, RBO against GD (rbo.ironing, SPEC §3)"),
-}
-EXPERIMENT_FILES = {  # name under results/<experiment>/ (then _<dataset>_<model>) -> (section, what it is)
-    "table": ("Tables", "final metrics per optimizer and setting"),
-    "equal_compute": ("Tables", "test accuracy at equal epochs and at equal gradient evaluations"),
-    "table1_view": ("Tables", "test accuracy in the shape of the paper's Table 1"),
-    "figures/curves": ("Figures", "training loss and test accuracy against epochs"),
-    "figures/cost": ("Figures", "gradient evaluations per step and seconds per epoch"),
-    "figures/heatmap": ("Figures", "RBO's ρ × η heat map of final test accuracy and training loss"),
-    "heatmap": ("Tables", "RBO's final test accuracy over ρ × η"),
-}
-INDEX_SECTIONS = ("Claims", "Tables", "Figures", "Other files")
+def draw_ironing_figure(record: dict | None, out_dir: str | Path) -> tuple[list[Path], str]:
+    """The 1-D figure from its record (:mod:`scripts.plot_ironing`), or a note when there is no record."""
+    if record is None:
+        return [], "ironing: no 1-D record (results/records/paper/ironing/record.json; `make ironing` writes it)"
+    from scripts.plot_ironing import draw_ironing
 
-
-def describe(stem: str, suffixes=()) -> tuple[str, str]:
-    """(section of the index, one line on what it is) for ``results/<stem>.*``, from its name as the scripts
-    write it; a file of another name goes to the figures or other files by its ``suffixes``."""
-    if stem in FIXED_FILES:
-        return FIXED_FILES[stem]
-    for name, (section, text) in EXPERIMENT_FILES.items():
-        found = re.fullmatch(rf"(.+)/{name}(?:_(.+))?", stem)
-        if found:
-            experiment, block = found[1], found[2] or ""
-            dataset = next((d for d in sorted(DATASETS, key=len, reverse=True) if block.startswith(f"{d}_")), None)
-            where = block_title(experiment, dataset, block.removeprefix(f"{dataset}_")) if dataset else experiment
-            return section, f"{text}, {where}"
-    return ("Figures" if {".png", ".pdf"} & set(suffixes) else "Other files"), "written by the results scripts"
-
-
-def write_index(results_dir: str | Path, records: str | None = None) -> Path:
-    """``results/index.md``: every file under ``results_dir`` (but the index), in sections (claims, tables,
-    figures, other files); one line per table or figure with its formats linked together."""
-    root = Path(results_dir)
-    stems: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != "index.md" and not path.name.endswith(".tmp"):
-            stems.setdefault(path.relative_to(root).with_suffix("").as_posix(), []).append(path.suffix)
-    sections: dict[str, list[str]] = {name: [] for name in INDEX_SECTIONS}
-    for stem, suffixes in stems.items():
-        suffixes.sort(key=lambda s: (INDEX_FIRST.index(s) if s in INDEX_FIRST else len(INDEX_FIRST), s))
-        first, *more = [f"{stem}{s}" for s in suffixes]
-        section, text = describe(stem, suffixes)
-        links = f" ({' · '.join(f'[{Path(p).suffix[1:]}]({p})' for p in more)})" if more else ""
-        sections[section].append(f"- [`{first}`]({first}){links}: {text}")
-    lines = ["# Results index", "", "Generated by `python -m scripts.plot` (after `python -m scripts.aggregate`) "
-             "from the files it finds under `results/`; do not edit.", ""]
-    if records:
-        lines += ["```", records, "```", ""]
-    for section, entries in sections.items():
-        if entries:
-            lines += [f"## {section}", "", *entries, ""]
-    return atomic_write_text(root / "index.md", "\n".join(lines))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = cli(__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-ironing", action="store_true", help="do not draw the ironing figure")
-    args = parser.parse_args(argv)
-    agg = build(args.runs, args.paper, args.experiments)
-    written, notes = plot_all(agg, args.out)
-    if not args.skip_ironing:
-        plot_ironing = ironing_plotter()
-        data = ironing_data() if plot_ironing else None
-        if plot_ironing is None:
-            notes.append("ironing: scripts.plot_ironing not available, figure skipped")
-        elif data is None:
-            notes.append("ironing: rbo.ironing.ironing_demo() not available, figure skipped")
-        else:
-            written += plot_ironing(data, Path(args.out) / "paper" / "ironing" / "ironing")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    index = write_index(args.out, agg.records.describe())
-    print(agg.records.describe())
-    print("\n".join(notes + [f"wrote {len(written)} figure files and {index} under {args.out}/"]))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return draw_ironing(record, Path(out_dir) / "paper" / "ironing"), ""
