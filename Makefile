@@ -24,8 +24,9 @@ PLAN_FLAGS ?=
 export YES CI
 TRAIN := $(PY) -m experiments.train device=$(DEVICE) runs_dir=$(RUNS) hydra/launcher=$(LAUNCHER) $(ARGS)
 PLAN := $(PY) -m scripts.plan --device $(DEVICE) --gpu-throughput $(RESULTS)/gpu/throughput.json
-TABLES = $(PY) -m scripts.aggregate --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
-FIGURES = $(PY) -m scripts.plot --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
+# The results pipeline, one pass over the records: the committed evidence (results/records) and RUNS.
+RESULTS_CMD = $(PY) -m scripts.results --runs $(RUNS) --out $(RESULTS) $(if $(SCOPE),--experiments $(SCOPE))
+IRONING_RECORD := results/records/paper/ironing/record.json
 OVERRIDES = -- runs_dir=$(RUNS) $(ARGS)
 PAPER := paper/table1 paper/heatmap
 REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matched review/inner_solver \
@@ -58,7 +59,7 @@ define sweep
 endef
 
 .PHONY: help install lint test test-all experiments quick reproduce review fashion fashion-cpu review-cpu plan \
-	tables figures bench clean
+	tables figures ironing evidence bench clean
 
 help: ## List the targets and their variables (target names in colour in a terminal)
 	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; fi; grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -90,7 +91,7 @@ experiments: export RBO_MAKE_COMMAND = make $(or $(MAKE_TARGET),experiments EXPE
 experiments: $(STAMP) ## EXPERIMENTS='a b': pre-flight, plan, ask, each sweep (a failure does not stop the rest), tables, figures, summary
 	$(PLAN) --fetch --confirm --max-cpu-hours $(MAX_CPU_HOURS) $(PLAN_FLAGS) $(EXPERIMENTS) $(OVERRIDES)
 	$(foreach e,$(EXPERIMENTS),$(call sweep,$(e)))
-	@status=0; $(TABLES) || status=1; $(FIGURES) || status=1; $(PLAN) --summary $(EXPERIMENTS) $(OVERRIDES) || status=1; \
+	@status=0; $(RESULTS_CMD) tables figures || status=1; $(PLAN) --summary $(EXPERIMENTS) $(OVERRIDES) || status=1; \
 	exit $$status
 
 quick: ## The whole pipeline at CPU scale on the real mnist_subset digits (minutes on 2 cores)
@@ -117,11 +118,21 @@ review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, in
 	$(call launch,$(REVIEW_CPU))
 	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(REVIEW_CPU))"
 
-tables: $(STAMP) ## Aggregate every run record under RUNS into results/ tables and results/claims.md
-	$(TABLES)
+# `make tables figures` reads the records once: the tables' pass draws the figures too.
+tables: $(STAMP) $(IRONING_RECORD) ## Tables, claims.md and index from results/records (committed) and RUNS
+	$(RESULTS_CMD) tables $(filter figures,$(MAKECMDGOALS))
 
-figures: $(STAMP) ## Curves, heat maps, cost and the ironing figure into results/
-	$(FIGURES)
+figures: $(STAMP) $(IRONING_RECORD) ## Curves, heat maps, cost and the ironing figure into results/
+	$(if $(filter tables,$(MAKECMDGOALS)),@echo ">>> figures: drawn in the tables' pass above",$(RESULTS_CMD) figures)
+
+$(IRONING_RECORD): | $(STAMP)
+	$(PY) -m experiments.ironing --out $@
+
+ironing: $(STAMP) ## Record the 1-D experiments again (exact ball, RBO, the authors' demo): results/records/paper/ironing
+	$(PY) -m experiments.ironing --out $(IRONING_RECORD)
+
+evidence: $(STAMP) ## Commit RUNS' finished, launched records into results/records (config, summary, metrics)
+	$(PY) -m scripts.evidence --runs $(RUNS)
 
 bench: $(STAMP) ## Side-by-side timings: optimizer step cost (RBO vs K x SGD) and trainer vs a bare loop
 	$(PY) -m scripts.bench_optimizers --device $(DEVICE)
