@@ -542,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
               "and optimizer arithmetic come on top.")
         if note := timings.busy_note():
             print(note)
+    else:
+        print(f"\nhours on {device}: not timed (--no-timing; `make plan EXPERIMENTS='a b'` times those experiments' "
+              "models).")
     if throughput:
         print(f"hours on {throughput['device']}: measured by the GPU check ({args.gpu_throughput}, torch "
               f"{throughput['torch']}, {throughput['measured_at']}); each run's evaluations / the best aggregate rate "
@@ -550,9 +553,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"{row['evals_per_second']:,.0f} evaluations/s" for s, row in sorted(gpu_used.items()))
               + "".join(f"\n  {describe_setting(s)}: not measured" for s in sorted(gpu_missing)))
     else:
+        consequence = (f"the hours on {device} above rest on single forward/backward passes timed now, not on a "
+                       "measured throughput" if device.type == "cuda" and not args.no_timing else
+                       "so this plan gives no GPU estimate")
         print(f"GPU: not measured. No GPU has measured this suite's throughput yet ({args.gpu_throughput} does not "
-              "exist; the GPU check writes it on a GPU machine, README \"Parallel sweeps\"), so this plan gives no "
-              "GPU estimate.")
+              f"exist; the GPU check writes it on a GPU machine, README \"Parallel sweeps\"), {consequence}.")
     if args.confirm and not args.no_timing:
         confirm_launch(total_hours, total_pending, device, args.max_cpu_hours)
     return 0
