@@ -119,10 +119,18 @@ def differing_keys(a, b) -> set[str]:
     return {k for k in set(pa) | set(pb) if str(pa.get(k)) != str(pb.get(k))}
 
 
-def paired(a, b, varied: Callable[[str], bool] = lambda key: key == "optimizer" or key.startswith("optimizer.")
-           ) -> bool:
+def optimizer_key(key: str) -> bool:
+    return key == "optimizer" or key.startswith("optimizer.")
+
+
+def unpaired_keys(a, b, varied: Callable[[str], bool] = optimizer_key) -> str:
+    """The config keys in which ``a`` and ``b`` differ beyond what ``varied`` allows, for an 'unpaired' note."""
+    return ", ".join(sorted(k for k in differing_keys(a, b) if not varied(k)))
+
+
+def paired(a, b, varied: Callable[[str], bool] = optimizer_key) -> bool:
     """Common rule (d): ``a`` and ``b`` differ only in keys ``varied`` allows (by default: the optimizer)."""
-    return all(varied(key) for key in differing_keys(a, b))
+    return not unpaired_keys(a, b, varied)
 
 
 def select(block: pd.DataFrame, which, name: str = "") -> tuple[pd.Series | None, str]:
@@ -250,7 +258,7 @@ def lead(block: pd.DataFrame, name: str, leader, rivals, of=stat, require_all: b
         notes += [note] if note else []
         if row is not None:
             if top is not None and not paired(top, row):
-                notes.append(f"{optimizer} unpaired (differs in {', '.join(sorted(differing_keys(top, row)))})")
+                notes.append(f"{optimizer} unpaired ({unpaired_keys(top, row)} differ)")
                 continue
             picks[optimizer] = row
     ids = [row["group"] for row in ([top] if top is not None else []) + list(picks.values())]
@@ -379,7 +387,7 @@ def _ratio(curves: pd.DataFrame, top, base, name: str, note: str) -> Result:
     if short:
         return None, f"{name}: not compared ({'; '.join(short)})", ids
     if not paired(top, base):
-        return None, f"{name}: not compared (unpaired: {', '.join(sorted(differing_keys(top, base)))} differ)", ids
+        return None, f"{name}: not compared (unpaired: {unpaired_keys(top, base)} differ)", ids
     if r.failed or b.failed:
         loser = r if r.failed else b
         ratio = math.inf if r.failed else 0.0
@@ -533,8 +541,8 @@ def zero_radius_is_gd(frame: Frame, experiments) -> list[Item]:
         for (_, zero), (_, control) in ((z, c) for z in zeros.iterrows() for c in matched.iterrows()):
             z, c, ids = stat(zero), stat(control), [zero["group"], control["group"]]
             if not paired(zero, control):
-                results.append((None, f"{name}: {z.label} and {c.label} unpaired "
-                                      f"({', '.join(sorted(differing_keys(zero, control)))} differ)", ids))
+                results.append((None, f"{name}: {z.label} and {c.label} unpaired ({unpaired_keys(zero, control)} "
+                                      "differ)", ids))
                 continue
             short = too_few_seeds(z, c)
             if short:
@@ -607,8 +615,7 @@ def inner_solver(frame: Frame, experiments) -> list[Item]:
             continue
         ids = [g["group"] for g in (converged, sgd, gd) if g is not None]
         if not paired(converged, sgd):
-            results.append((None, f"{name}: not compared (unpaired: "
-                                  f"{', '.join(sorted(differing_keys(converged, sgd)))} differ)", ids))
+            results.append((None, f"{name}: not compared (unpaired: {unpaired_keys(converged, sgd)} differ)", ids))
             continue
         at_budget = _evaluated_within_budget(frame, converged)
         c, s = (of(converged), of(sgd)) if at_budget else (stat(converged), stat(sgd))
