@@ -25,6 +25,7 @@ from test_aggregate import (  # noqa: F401 (an autouse fixture)
 
 from scripts import figures as plot
 from scripts import index as index_module
+from scripts import tables
 from scripts.frame import block_title
 
 
@@ -278,3 +279,46 @@ def test_every_optimizer_of_the_suite_has_a_readable_name_and_style():
     from experiments.optim import OPTIMIZERS
 
     assert set(OPTIMIZERS) <= set(plot.STYLES), sorted(set(OPTIMIZERS) - set(plot.STYLES))
+
+
+def test_rbo_is_drawn_above_its_controls_and_coinciding_curves_are_named(tmp_path):
+    """Issue 25: SGD and SAM on exactly the same curve (identical records) are named in the legend; RBO's line is on
+    top of the grey controls."""
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        for optimizer in ("sgd", "sam"):
+            write_run(runs, experiment="quick/same", optimizer=optimizer, dataset="mnist_subset", seed=seed,
+                      final_acc=0.8, final_loss=0.5, evals_per_step=1 if optimizer == "sgd" else 2)
+        write_run(runs, experiment="quick/same", optimizer="rbo", dataset="mnist_subset", seed=seed, final_acc=0.9,
+                  hyper=RBO_HYPER, evals_per_step=100)
+        write_run(runs, experiment="quick/same", optimizer="rbo_radius0", dataset="mnist_subset", seed=seed,
+                  final_acc=0.85, hyper={**RBO_HYPER, "radius": 0.0}, evals_per_step=100)
+    fig = curves(build(runs, experiments=["quick/same"]), "quick/same", "mnist_subset")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(label.startswith("SAM") and "on top of SGD" in label for label in labels), labels
+    assert labels[0] == "RBO"
+    lines = {line.get_label(): line.get_zorder() for line in fig.axes[0].lines if not line.get_label().startswith("_")}
+    drawn = [line for line in fig.axes[0].lines if line.get_color() in ("tab:red", "0.15")]
+    rbo = max(line.get_zorder() for line in drawn if line.get_color() == "tab:red")
+    control = max(line.get_zorder() for line in drawn if line.get_color() == "0.15")
+    assert rbo > control, lines
+
+
+def test_cost_bars_count_evaluations_never_seconds(table1):
+    fig = plot.cost_figure(table1.groups, "t")
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["gradient evaluations / step", "gradient evaluations / run"]
+    assert "second" not in fig._suptitle.get_text()
+
+
+def test_equal_compute_marks_a_group_without_a_step_and_captions_name_existing_columns(tmp_path):
+    for seed in range(3):
+        write_run(tmp_path, optimizer="sgd", seed=seed, epochs=2, final_acc=0.5)
+        write_run(tmp_path, optimizer="rbo", seed=seed, epochs=2, final_acc=0.8, hyper=RBO_HYPER, evals_per_step=100)
+    tables.write_tables(build(tmp_path), tmp_path / "out")
+    text = (tmp_path / "out/paper/table1/equal_compute.md").read_text()
+    assert "(no step within the budget: the untrained model)" in text
+    write_heatmap(tmp_path / "grid")
+    tables.write_tables(build(tmp_path / "grid"), tmp_path / "grid_out")
+    caption = (tmp_path / "grid_out/paper/heatmap/heatmap_mnist_mlp.md").read_text().split("\n|")[0]
+    assert "diff pp" not in caption
