@@ -194,23 +194,41 @@ class _Projection:
 def _project_gd(problem: _Projection, loss) -> _Contact:
     """The authors' projection: K steps x ← x − γ·v(x), no tolerance (SPEC §1 step 4).
 
-    In place, without temporaries: x ← x + γ(θ̃ − x), then x ← x − γ·(f(x) − ỹ)·∇f(x), scaling the gradient
-    the next evaluation replaces. The last step forms v explicitly, to report its norm and the distance.
+    In place, without temporaries: x ← x + γ(θ̃ − x) (lerp), then x ← x − γ·(f(x) − ỹ)·∇f(x)
+    (:func:`_descend_gradient`). The last step forms v explicitly, to report its norm and the distance.
     """
+    minus_lrs = [[torch.tensor(-group["proj_lr"], dtype=p.dtype) for p in ps] for group, ps in problem.groups]
     for k in range(problem.cap):
         if k > 0:
             loss = problem.evaluate()
         if k == problem.cap - 1:
             break
-        for (group, ps), t in zip(problem.groups, problem.targets):
-            grads = [p.grad for p in ps]
+        height_gap = loss - problem.y_target
+        for (group, ps), t, minus_lr in zip(problem.groups, problem.targets, minus_lrs):
             torch._foreach_lerp_(ps, t, group["proj_lr"])
-            torch._foreach_mul_(grads, loss - problem.y_target)
-            torch._foreach_add_(ps, grads, alpha=-group["proj_lr"])
+            _descend_gradient(ps, height_gap, group["proj_lr"], minus_lr)
     v, distance = problem.gradient(loss)
     for (group, ps), v_group in zip(problem.groups, v):
         torch._foreach_add_(ps, v_group, alpha=-group["proj_lr"])
     return _Contact(global_sq_norm(_flat(v)).sqrt(), distance, {})
+
+
+def _descend_gradient(params: list[torch.Tensor], height_gap: torch.Tensor, proj_lr: float,
+                      minus_lr: list[torch.Tensor]) -> None:
+    """x ← x − γ·h·∇f(x) with h = f(x) − ỹ, rounded as the authors' step: h·∇f rounded, then one fused
+    multiply-add with −γ (``minus_lr``: −γ as a 0-dim CPU tensor of each parameter's dtype, as ``alpha`` rounds it).
+
+    On the CPU in one pass over the parameters: ``addcmul`` rounds ``value·t1`` and fuses ``·t2 + x`` (its CPU
+    kernel at every CPU capability; tests/test_rbo.py holds it to the two-pass form bit for bit), with h read
+    to the host, free there. Elsewhere that read would stall the device queue at every evaluation: the
+    gradient (replaced by the next evaluation) is scaled in place, then added, two passes, the same numbers.
+    """
+    grads = [p.grad for p in params]
+    if height_gap.device.type == "cpu":
+        torch._foreach_addcmul_(params, grads, minus_lr, value=height_gap.item())
+    else:
+        torch._foreach_mul_(grads, height_gap)
+        torch._foreach_add_(params, grads, alpha=-proj_lr)
 
 
 def _project_gauss_newton(problem: _Projection, loss) -> _Contact:

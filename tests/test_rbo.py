@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+import rbo.optimizer as rbo_optimizer
 from rbo import RBO, DivergenceError
 
 
@@ -268,6 +269,86 @@ def test_converged_contact_on_a_parabola_is_the_closed_form_root(projection, rad
         return loss
     opt.step(closure)
     assert float(theta) == pytest.approx(roots[0], abs=1e-11)
+
+
+# --- the GD projection's passes (issue 24): fewer passes over the parameters, not one number changed --------
+
+def three_pass_project_gd(problem, loss):
+    """The GD projection as it was before issue 24, kept as the reference: per evaluation a lerp towards θ̃, the
+    gradient scaled in place by f(x) − ỹ, then added with alpha −γ (three passes over the parameters)."""
+    for k in range(problem.cap):
+        if k > 0:
+            loss = problem.evaluate()
+        if k == problem.cap - 1:
+            break
+        for (group, ps), t in zip(problem.groups, problem.targets):
+            grads = [p.grad for p in ps]
+            torch._foreach_lerp_(ps, t, group["proj_lr"])
+            torch._foreach_mul_(grads, loss - problem.y_target)
+            torch._foreach_add_(ps, grads, alpha=-group["proj_lr"])
+    v, distance = problem.gradient(loss)
+    for (group, ps), v_group in zip(problem.groups, v):
+        torch._foreach_add_(ps, v_group, alpha=-group["proj_lr"])
+    return rbo_optimizer._Contact(rbo_optimizer.global_sq_norm(rbo_optimizer._flat(v)).sqrt(), distance, {})
+
+
+def _rbo_on_mlp(model, groups, steps, batches):
+    """``steps`` RBO steps (K = 12) of ``model``, one per batch; the parameters and diagnostics after each."""
+    params = list(model.parameters())
+    param_groups = [{"params": params[start:stop], **hyper} for (start, stop), hyper in groups]
+    opt = RBO(param_groups, lr=1.0, radius=2.0, proj_steps=12)
+    after = []
+    for x, y in batches[:steps]:
+        opt.step(make_closure(opt, lambda x=x, y=y: nn.functional.cross_entropy(model(x), y)))
+        after.append(([p.detach().clone() for p in params], dict(opt.diagnostics)))
+    return after
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("groups", [
+    [((0, 6), {})],
+    [((0, 2), {"lr": 0.4, "proj_lr": 3e-3}), ((2, 4), {"lr": 1.7, "proj_lr": 7e-4}), ((4, 6), {"proj_lr": 0.0123})],
+], ids=["one group", "three groups, different eta and gamma"])
+def test_gd_projection_is_bit_identical_to_the_three_pass_form(monkeypatch, dtype, groups):
+    """Three RBO steps of an MLP whose tensors take PyTorch's CPU kernels through every path (a weight above the
+    parallel grain of 32,768 elements, sizes that leave a scalar tail): every parameter and diagnostic equal bit
+    for bit to :func:`three_pass_project_gd`'s."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(784, 48), nn.ReLU(), nn.Linear(48, 37), nn.ReLU(), nn.Linear(37, 10)).to(dtype)
+    twin = copy.deepcopy(model)
+    start = [p.detach().clone() for p in model.parameters()]
+    batches = [(torch.rand(64, 784, dtype=dtype), torch.randint(0, 10, (64,))) for _ in range(3)]
+    fused = _rbo_on_mlp(model, groups, 3, batches)
+    monkeypatch.setitem(rbo_optimizer._PROJECT, "gd", three_pass_project_gd)
+    reference = _rbo_on_mlp(twin, groups, 3, batches)
+    assert not any(torch.equal(p, s) for p, s in zip(fused[0][0], start))  # the first step moved every tensor
+    for (params, diagnostics), (expected, expected_diagnostics) in zip(fused, reference):
+        assert all(torch.equal(p, e) for p, e in zip(params, expected))
+        assert diagnostics.keys() == expected_diagnostics.keys()
+        assert all(torch.equal(diagnostics[k], v) for k, v in expected_diagnostics.items())
+
+
+@pytest.mark.parametrize("dtype, loss_dtype", [(torch.float32, torch.float32), (torch.float64, torch.float64),
+                                               (torch.float32, torch.float64)])
+def test_one_pass_descent_rounds_as_scale_then_add(dtype, loss_dtype):
+    """The CPU pass of ``_descend_gradient`` against the two it replaces (the gradient scaled in place by h, then
+    added with alpha −γ), bit for bit: gradients over 12 orders of magnitude, heights of both signs, sizes with
+    and without a scalar tail and above the parallel grain."""
+    gen = torch.Generator().manual_seed(0)
+    for size in (1, 10, 33, 1000, 40_007):
+        for proj_lr in (1e-3, 0.0123, 0.3):
+            x = torch.randn(size, dtype=dtype, generator=gen)
+            scale = 10.0 ** torch.randint(-6, 6, (size,), generator=gen)
+            grad = (torch.randn(size, generator=gen) * scale).to(dtype)
+            height_gap = torch.randn((), dtype=loss_dtype, generator=gen) * 10.0 ** float(torch.randint(-4, 3, ()))
+            expected, scaled = x.clone(), grad.clone()
+            torch._foreach_mul_([scaled], height_gap)
+            torch._foreach_add_([expected], [scaled], alpha=-proj_lr)
+            got = x.clone().requires_grad_()
+            got.grad = grad.clone()
+            with torch.no_grad():
+                rbo_optimizer._descend_gradient([got], height_gap, proj_lr, [torch.tensor(-proj_lr, dtype=dtype)])
+            assert torch.equal(got.detach(), expected), (size, proj_lr)
 
 
 # --- plumbing ----------------------------------------------------------------------------------------
