@@ -11,6 +11,7 @@ epoch ``e`` replays exactly the order an uninterrupted run would have used.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import math
@@ -28,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision import datasets
-from torchvision.datasets.utils import check_integrity
+
+from experiments.errors import Refusal
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "mnist_subset", "synthetic")
 NORMALIZE = ("scale", "standardize")
@@ -48,6 +50,23 @@ _TORCHVISION = {  # name -> (torchvision class, number of classes)
 }
 _TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000,
                 "mnist_subset": SUBSET_TRAIN}
+# What each idx file holds (the official counts; SPEC §3, §5): a file that holds anything else is not that file.
+IDX_SHAPES = {
+    "mnist": {"train-images-idx3-ubyte": (60_000, 28, 28), "train-labels-idx1-ubyte": (60_000,),
+              "t10k-images-idx3-ubyte": (10_000, 28, 28), "t10k-labels-idx1-ubyte": (10_000,)},
+    "fashion_mnist": {"train-images-idx3-ubyte": (60_000, 28, 28), "train-labels-idx1-ubyte": (60_000,),
+                      "t10k-images-idx3-ubyte": (10_000, 28, 28), "t10k-labels-idx1-ubyte": (10_000,)},
+    "mnist_subset": {"images-idx3-ubyte": (10_000, 28, 28), "labels-idx1-ubyte": (10_000,)},
+}
+IDX_CLASSES = 10  # every MNIST-format dataset here: labels 0-9
+
+
+class DataMissing(Refusal, FileNotFoundError):
+    """A dataset's files are not where the run looks for them (offline, ``download=False``, a failed download)."""
+
+
+class DataDamaged(Refusal, RuntimeError):
+    """A dataset's file is corrupt or truncated, or not the file it claims to be (another dataset's, other counts)."""
 
 
 def dataset_shape(name: str, *, synthetic_shape: str = "mnist",
@@ -110,8 +129,8 @@ def load_dataset(
     """Read ``name`` once, hold out ``val_size`` training examples (a permutation seeded by ``val_seed`` only,
     independent of the run seed; 0 = no validation split) and move every split to ``device``.
 
-    Missing files (offline, or ``download=False``) raise ``FileNotFoundError`` naming the folder and the files
-    to put there; a corrupt or truncated file raises ``RuntimeError`` naming it.
+    Missing files (offline, or ``download=False``) raise :class:`DataMissing` naming the folder and the files
+    to put there; a corrupt, truncated or wrong file (:func:`damaged_data`) raises :class:`DataDamaged` naming it.
     """
     if name not in DATASETS:
         raise ValueError(f"dataset name={name!r} is unknown; allowed: {', '.join(DATASETS)}")
@@ -174,7 +193,7 @@ def _read_bytes(path: Path) -> bytes:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise RuntimeError(f"{path} is corrupt or truncated ({err}); delete it and fetch it again") from err
+        raise DataDamaged(f"{path} is corrupt or truncated ({err}); delete it and fetch it again") from err
 
 
 def _parse_idx(data: bytes, path: Path) -> torch.Tensor:
@@ -182,11 +201,11 @@ def _parse_idx(data: bytes, path: Path) -> torch.Tensor:
     magic = int.from_bytes(data[:4], "big")
     nd = magic & 0xFF
     if len(data) < 4 or magic >> 8 != 0x08 or not 1 <= nd <= 3 or len(data) < 4 + 4 * nd:
-        raise RuntimeError(f"{path} is not a uint8 idx file (magic {magic:#010x}); delete it, fetch it again")
+        raise DataDamaged(f"{path} is not a uint8 idx file (magic {magic:#010x}); delete it and fetch it again")
     dims = struct.unpack(f">{nd}I", data[4 : 4 + 4 * nd])
     body = data[4 + 4 * nd :]
     if len(body) != math.prod(dims):
-        raise RuntimeError(
+        raise DataDamaged(
             f"{path} is corrupt or truncated: its header promises {dims} = {math.prod(dims)} bytes "
             f"but {len(body)} follow; delete it and fetch it again"
         )
@@ -199,11 +218,32 @@ def read_idx(path: str | Path) -> torch.Tensor:
     return _parse_idx(_read_bytes(path), path)
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    count, *image = shape
+    return f"{count:,} images of {'x'.join(map(str, image))}" if image else f"{count:,} labels"
+
+
+def read_checked_idx(path: Path, name: str, stem: str) -> torch.Tensor:
+    """:func:`read_idx`, refused (:class:`DataDamaged`) unless the file holds what ``name``'s file ``stem`` holds
+    (:data:`IDX_SHAPES`: the official counts and 28x28 images; labels below :data:`IDX_CLASSES`)."""
+    array = read_idx(path)
+    expected = IDX_SHAPES[name][stem]
+    if tuple(array.shape) != expected:
+        raise DataDamaged(
+            f"{path} holds {_shape_text(tuple(array.shape))}, but {name}'s {stem} holds {_shape_text(expected)}, "
+            f"so it is not that file (another dataset, or a subset of one); point data_dir (or RBO_DATA) at "
+            f"{name}'s files")
+    if array.ndim == 1 and array.numel() and int(array.max()) >= IDX_CLASSES:
+        raise DataDamaged(f"{path} holds label {int(array.max())}, but {name}'s labels are 0-{IDX_CLASSES - 1}, "
+                          f"so it is not {name}'s {stem}; delete it and fetch it again")
+    return array
+
+
 def _mnist_subset() -> tuple[Split, Split]:
-    images = read_idx(ASSETS / "images-idx3-ubyte.gz").unsqueeze(1)
-    labels = read_idx(ASSETS / "labels-idx1-ubyte.gz").long()
+    images, labels = (read_checked_idx(ASSETS / f"{stem}.gz", "mnist_subset", stem)
+                      for stem in IDX_SHAPES["mnist_subset"])
     n = SUBSET_TRAIN
-    return Split(images[:n], labels[:n]), Split(images[n:], labels[n:])
+    return Split(images[:n].unsqueeze(1), labels[:n].long()), Split(images[n:].unsqueeze(1), labels[n:].long())
 
 
 # ---- synthetic ---------------------------------------------------------------------------------------------
@@ -231,7 +271,100 @@ IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 SYSTEM_IDX_FOLDERS = {  # folders that system packages install, searched last
     "fashion_mnist": (Path("/usr/share/datasets/fashion-mnist"),),  # Debian/Ubuntu: apt install dataset-fashion-mnist
 }
-_KNOWN_GZ_MD5 = {md5: cls.__name__ for cls in (datasets.MNIST, datasets.FashionMNIST) for _, md5 in cls.resources}
+
+
+def official_md5(name: str) -> dict[str, str]:
+    """File name -> MD5 of the official file, from torchvision's tables: the four ``.gz`` files of MNIST and
+    Fashion-MNIST; CIFAR's archive (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``) and every file
+    extracted from it. Empty for the suite's own sets (``mnist_subset``, ``synthetic``)."""
+    if name not in _TORCHVISION:
+        return {}
+    cls = _TORCHVISION[name][0]
+    if issubclass(cls, datasets.MNIST):
+        return dict(cls.resources)
+    return {cls.filename: cls.tgz_md5, **dict(cls.train_list + cls.test_list), cls.meta["filename"]: cls.meta["md5"]}
+
+
+@functools.cache
+def _md5(path: str, size: int, mtime_ns: int) -> str:
+    """MD5 of a file, computed once per (path, size, modification time): a changed file is hashed again."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    stat = path.stat()
+    return _md5(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def _owner(md5: str) -> str | None:
+    """The dataset whose official file (or, for ``mnist_subset``, shipped file) has this MD5; None if unknown."""
+    for name in _TORCHVISION:
+        if md5 in official_md5(name).values():
+            return name
+    subset = {file_md5(ASSETS / f"{stem}.gz") for stem in IDX_SHAPES["mnist_subset"]}
+    return "mnist_subset" if md5 in subset else None
+
+
+@functools.cache
+def _idx_problem(path: str, size: int, mtime_ns: int, name: str, stem: str) -> str | None:
+    """:func:`read_checked_idx`'s refusal of this file, or None; read once per (path, size, modification time)."""
+    try:
+        read_checked_idx(Path(path), name, stem)
+    except DataDamaged as err:
+        return str(err)
+    return None
+
+
+def _idx_file_problem(name: str, stem: str, path: Path) -> str | None:
+    """Why ``path`` is not ``name``'s idx file ``stem``, or None. An official ``.gz`` passes on its MD5 alone and
+    another dataset's is refused on it; any other file (recompressed, as Debian's, or plain) is read whole and
+    checked (:func:`read_checked_idx`: header, counts, image size, labels; gzip's CRC finds a corrupt one)."""
+    if path.suffix == ".gz":
+        md5 = file_md5(path)
+        if official_md5(name).get(path.name) == md5:
+            return None
+        owner = _owner(md5)
+        if owner not in (None, name):
+            return (f"{path} is {owner}'s file (by its MD5), but dataset={name!r} was asked for; point data_dir "
+                    f"(or RBO_DATA) at {name}'s files")
+    stat = path.stat()
+    return _idx_problem(str(path), stat.st_size, stat.st_mtime_ns, name, stem)
+
+
+def _cifar_problems(name: str, root: Path) -> list[str]:
+    """Every extracted CIFAR file that is there but not the official one (MD5), and the archive while files are
+    missing (``download=True`` would extract it) if it is not the official one."""
+    cls = _TORCHVISION[name][0]
+    folder, files = _expected_files(cls, root)
+    md5 = official_md5(name)
+    present = [folder / f for f in files if (folder / f).is_file()]
+    if len(present) < len(files) and (root / cls.filename).is_file():
+        present.append(root / cls.filename)
+    return [f"{path} is corrupt or truncated (MD5 {file_md5(path)}, not the official {md5[path.name]}); delete it "
+            "and fetch it again" for path in present if file_md5(path) != md5[path.name]]
+
+
+def damaged_data(name: str, data_dir: str | Path | None = None) -> str | None:
+    """Pre-flight: None when every file of ``name`` that is on disk is what it claims to be, else one message
+    naming each bad file and what to do (missing files are :func:`missing_data`'s). MNIST-format files:
+    :func:`_idx_file_problem` (the shipped ``mnist_subset`` too); CIFAR: :func:`_cifar_problems`. Each file is
+    hashed or read once per process while its size and modification time stay the same."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name == "mnist_subset":
+        problems = [_idx_file_problem(name, stem, ASSETS / f"{stem}.gz") for stem in IDX_SHAPES[name]]
+    elif name in ("mnist", "fashion_mnist"):
+        files = find_idx_files(name, root) or []
+        problems = [_idx_file_problem(name, stem, path) for stem, path in zip(IDX_STEMS, files, strict=False)]
+    elif name in ("cifar10", "cifar100"):
+        problems = _cifar_problems(name, root)
+    else:
+        return None
+    problems = [p for p in problems if p is not None]
+    return "; ".join(problems) if problems else None
 
 
 def idx_folders(name: str, root: Path) -> list[Path]:
@@ -244,32 +377,20 @@ def idx_folders(name: str, root: Path) -> list[Path]:
 
 def find_idx_files(name: str, root: Path) -> list[Path] | None:
     """The four idx files (plain or ``.gz``, in :data:`IDX_STEMS` order) from the first folder of
-    :func:`idx_folders` that holds all four, else None. A ``.gz`` whose MD5 is that of another dataset's file
-    (MNIST's files where Fashion-MNIST's are wanted, or the reverse) is an error, not a silent swap."""
+    :func:`idx_folders` that holds all four, else None. Whether they are ``name``'s is :func:`damaged_data`'s
+    question: wrong files in an earlier folder are refused, never passed over for a later one."""
     for folder in idx_folders(name, root):
         found = [next((p for p in (folder / s, folder / f"{s}.gz") if p.is_file()), None) for s in IDX_STEMS]
         if all(found):
-            _check_not_another_dataset(name, found)
             return found
     return None
 
 
-def _check_not_another_dataset(name: str, files: list[Path]) -> None:
-    wanted = _TORCHVISION[name][0].__name__
-    for path in files:
-        if path.suffix == ".gz":
-            owner = _KNOWN_GZ_MD5.get(hashlib.md5(path.read_bytes()).hexdigest())
-            if owner is not None and owner != wanted:
-                raise RuntimeError(f"{path} is {owner}'s file, but dataset={name!r} ({wanted}) was asked for; "
-                                   f"point data_dir (or RBO_DATA) at the {wanted} files")
-
-
-def _expected_files(cls: type, root: Path) -> tuple[Path, list[tuple[str, str | None]]]:
-    """The folder torchvision reads and the ``(file, md5)`` pairs it needs there (md5 None: not checked)."""
+def _expected_files(cls: type, root: Path) -> tuple[Path, list[str]]:
+    """The folder torchvision reads and the files it needs there."""
     if issubclass(cls, datasets.MNIST):
-        return root / cls.__name__ / "raw", [(stem, None) for stem in IDX_STEMS]
-    pairs = [(f, md5) for f, md5 in cls.train_list + cls.test_list]
-    return root / cls.base_folder, [*pairs, (cls.meta["filename"], cls.meta["md5"])]
+        return root / cls.__name__ / "raw", list(IDX_STEMS)
+    return root / cls.base_folder, [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
 
 
 def _missing(name: str, root: Path) -> list[str]:
@@ -278,8 +399,8 @@ def _missing(name: str, root: Path) -> list[str]:
     cls = _TORCHVISION[name][0]
     folder, files = _expected_files(cls, root)
     if issubclass(cls, datasets.MNIST):
-        return [] if find_idx_files(name, root) else [f for f, _ in files]
-    return [f for f, _ in files if not (folder / f).is_file()]
+        return [] if find_idx_files(name, root) else files
+    return [f for f in files if not (folder / f).is_file()]
 
 
 def _missing_message(name: str, root: Path, missing: list[str], why: str) -> str:
@@ -293,7 +414,7 @@ def _missing_message(name: str, root: Path, missing: list[str], why: str) -> str
         source = f"the contents of {cls.url}, extracted"
     return (
         f"{cls.__name__} is not in {folder} ({why}). Missing: {', '.join(missing)}. Put these files there: "
-        f"{', '.join(str(folder / f) for f, _ in files)} -- {source}; or run once with network access "
+        f"{', '.join(str(folder / f) for f in files)} -- {source}; or run once with network access "
         f"and download=True (data_dir={root}, or set RBO_DATA)."
     )
 
@@ -301,7 +422,8 @@ def _missing_message(name: str, root: Path, missing: list[str], why: str) -> str
 def missing_data(name: str, data_dir: str | Path | None = None, download: bool = False) -> str | None:
     """Pre-flight: None when ``name`` can be loaded from ``data_dir`` (default :func:`default_data_dir`)
     without a download (always for ``mnist_subset`` and ``synthetic``), else the message naming what is
-    missing and where to put it (``download`` only changes the wording)."""
+    missing and where to put it (``download`` only changes the wording). Whether the files there are right is
+    :func:`damaged_data`'s question."""
     if name not in _TORCHVISION:
         return None
     root = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -322,7 +444,7 @@ def data_files(name: str, data_dir: str | Path | None = None) -> list[Path]:
     if issubclass(cls, datasets.MNIST):
         return find_idx_files(name, root) or []
     folder, files = _expected_files(cls, root)
-    return [folder / f for f, _ in files]
+    return [folder / f for f in files]
 
 
 @contextmanager
@@ -336,42 +458,34 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 
 def _torchvision(name: str, root: Path, download: bool) -> tuple[Split, Split]:
-    """Check the files, download only when some are missing, then read both splits (MNIST formats with
-    :func:`read_idx` from whichever layout holds them, CIFAR with torchvision)."""
+    """Check the files, download only when some are missing, refuse damaged or wrong ones
+    (:func:`damaged_data`), then read both splits (MNIST formats with :func:`read_checked_idx` from whichever
+    layout holds them, CIFAR with torchvision)."""
     cls = _TORCHVISION[name][0]
     missing = _missing(name, root)
     if missing and not download:
-        raise FileNotFoundError(_missing_message(name, root, missing, "download=False"))
+        raise DataMissing(_missing_message(name, root, missing, "download=False"))
     if missing:
         try:
             with _socket_timeout(DOWNLOAD_TIMEOUT_S):
                 cls(root, train=True, download=True)
         except Exception as err:  # urllib, socket, md5 or archive errors: all mean "the files are not here"
             why = "download failed: " + " ".join(str(err).split())  # torchvision's text spans lines
-            raise FileNotFoundError(_missing_message(name, root, missing, why)) from err
-
+            raise DataMissing(_missing_message(name, root, missing, why)) from err
+    problem = damaged_data(name, root)
+    if problem is not None:
+        raise DataDamaged(problem)
     if issubclass(cls, datasets.MNIST):
-        return _idx_splits(find_idx_files(name, root))
-    folder, files = _expected_files(cls, root)
-    for file, md5 in files:
-        if not check_integrity(folder / file, md5):
-            raise RuntimeError(f"{folder / file} is corrupt or truncated (MD5 is not {md5}); delete it, fetch it again")
+        train_images, train_labels, test_images, test_labels = (
+            read_checked_idx(path, name, stem) for stem, path in zip(IDX_STEMS, find_idx_files(name, root),
+                                                                      strict=True))
+        return (Split(train_images.unsqueeze(1).contiguous(), train_labels.long()),
+                Split(test_images.unsqueeze(1).contiguous(), test_labels.long()))
     try:
         return _to_split(cls(root, train=True)), _to_split(cls(root, train=False))
     except (RuntimeError, ValueError, TypeError, KeyError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise RuntimeError(f"torchvision could not read {cls.__name__} from {folder}: {err}") from err
-
-
-def _idx_splits(files: list[Path]) -> tuple[Split, Split]:
-    """Train and test splits from the four idx files (:data:`IDX_STEMS` order), counts checked."""
-    splits = []
-    for images_path, labels_path in (files[:2], files[2:]):
-        images, labels = read_idx(images_path), read_idx(labels_path)
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise RuntimeError(f"{images_path} ({tuple(images.shape)}) and {labels_path} ({tuple(labels.shape)}) "
-                               "do not hold N images and N labels; delete them and fetch them again")
-        splits.append(Split(images.unsqueeze(1).contiguous(), labels.long()))
-    return splits[0], splits[1]
+        raise DataDamaged(f"torchvision could not read {cls.__name__} from {_expected_files(cls, root)[0]}: "
+                          f"{err}") from err
 
 
 def _to_split(ds: datasets.VisionDataset) -> Split:

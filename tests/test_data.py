@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import pickle
+import shutil
 import struct
 from pathlib import Path
 from urllib.error import URLError
@@ -26,6 +28,15 @@ SUBSET_TEST_COUNTS = [178, 213, 199, 206, 196, 182, 216, 222, 189, 199]
 def no_system_datasets(monkeypatch):
     """Tests see only the files they write, not a dataset a system package installed on this machine."""
     monkeypatch.setattr(data, "SYSTEM_IDX_FOLDERS", {})
+
+
+@pytest.fixture(autouse=True)
+def idx_shapes(monkeypatch) -> dict:
+    """A copy of the official idx counts, restored after the test: :func:`_write_mnist` makes its small files the
+    expected ones (a written file cannot hold 60,000 images in a unit test)."""
+    shapes = copy.deepcopy(data.IDX_SHAPES)
+    monkeypatch.setattr(data, "IDX_SHAPES", shapes)
+    return shapes
 
 
 # ---- writers for torchvision's on-disk formats --------------------------------------------------------
@@ -63,6 +74,8 @@ def _write_mnist(root: Path, folder: str, n_train: int, n_test: int, gz: bool) -
             (raw / f"{name}.gz").write_bytes(gzip.compress(_idx_bytes(array)))
         else:
             (raw / name).write_bytes(_idx_bytes(array))
+        for dataset in ("mnist", "fashion_mnist"):  # these counts are what the test's datasets hold
+            data.IDX_SHAPES[dataset][name] = array.shape
     return arrays
 
 
@@ -147,13 +160,74 @@ def test_fashion_mnist_from_the_debian_folder(tmp_path, monkeypatch):
         load_dataset("mnist", data_dir=empty, device="cpu", download=False)
 
 
+def _as_official(monkeypatch, cls: type, folder: Path) -> None:
+    """torchvision's MD5 table of ``cls`` pointed at the ``.gz`` files written in ``folder``."""
+    monkeypatch.setattr(cls, "resources", [(f, _md5(folder / f)) for f, _ in cls.resources])
+
+
 def test_another_datasets_files_are_refused(tmp_path, monkeypatch):
     _write_mnist(tmp_path, "", 10, 3, gz=True)
-    md5 = _md5(tmp_path / "train-images-idx3-ubyte.gz")
-    monkeypatch.setitem(data._KNOWN_GZ_MD5, md5, "MNIST")  # as if these were MNIST's real files
-    with pytest.raises(RuntimeError, match="MNIST's file, but dataset='fashion_mnist'"):
+    _as_official(monkeypatch, datasets.MNIST, tmp_path)  # as if these were MNIST's real files
+    with pytest.raises(data.DataDamaged, match=r"train-images-idx3-ubyte.gz is mnist's file \(by its MD5\), but "
+                                               "dataset='fashion_mnist' was asked for"):
         load_dataset("fashion_mnist", data_dir=tmp_path, device="cpu", download=False)
     assert load_dataset("mnist", data_dir=tmp_path, device="cpu", val_size=0, download=False).test is not None
+
+
+def test_an_official_file_passes_on_its_md5_alone(tmp_path, monkeypatch, idx_shapes):
+    """With the official MD5 a file is not read (here it holds 10 images where the table says 60,000)."""
+    _write_mnist(tmp_path, "", 10, 3, gz=True)
+    idx_shapes["mnist"]["train-images-idx3-ubyte"] = (60_000, 28, 28)
+    assert "holds 10 images of 28x28, but mnist's train-images-idx3-ubyte holds 60,000" in data.damaged_data(
+        "mnist", tmp_path)
+    _as_official(monkeypatch, datasets.MNIST, tmp_path)
+    assert data.damaged_data("mnist", tmp_path) is None
+
+
+def test_counts_that_are_not_the_datasets_are_refused(tmp_path, idx_shapes):
+    """Right format, wrong counts (a subset, another split): each file named, before anything is loaded."""
+    _write_mnist(tmp_path, "FashionMNIST/raw", 40, 10, gz=True)
+    idx_shapes["fashion_mnist"].update({"train-images-idx3-ubyte": (60_000, 28, 28),
+                                        "train-labels-idx1-ubyte": (60_000,)})
+    message = data.damaged_data("fashion_mnist", tmp_path)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert message.startswith(f"{raw / 'train-images-idx3-ubyte.gz'} holds 40 images of 28x28, but fashion_mnist's "
+                              "train-images-idx3-ubyte holds 60,000 images of 28x28, so it is not that file")
+    assert f"{raw / 'train-labels-idx1-ubyte.gz'} holds 40 labels, but fashion_mnist's train-labels" in message
+    assert "t10k" not in message  # the test files are right
+    with pytest.raises(data.DataDamaged, match="holds 40 images of 28x28"):
+        load_dataset("fashion_mnist", data_dir=tmp_path, device="cpu", download=False)
+
+
+def test_labels_outside_the_ten_classes_are_refused(tmp_path):
+    _write_mnist(tmp_path, "", 10, 3, gz=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([1, 2, 12], dtype=np.uint8)))
+    assert data.damaged_data("mnist", tmp_path) == (
+        f"{tmp_path / 't10k-labels-idx1-ubyte'} holds label 12, but mnist's labels are 0-9, so it is not mnist's "
+        "t10k-labels-idx1-ubyte; delete it and fetch it again")
+
+
+def test_the_shipped_subset_renamed_is_not_fashion_mnist(tmp_path, monkeypatch):
+    """The 10,000 shipped digits renamed as Fashion-MNIST's files: refused by their MD5, and by their count (10,000
+    training images, not 60,000) when the MD5 is not known."""
+    for split in ("train", "t10k"):
+        for kind, stem in (("images", "idx3"), ("labels", "idx1")):
+            shutil.copy(data.ASSETS / f"{kind}-{stem}-ubyte.gz", tmp_path / f"{split}-{kind}-{stem}-ubyte.gz")
+    message = data.damaged_data("fashion_mnist", tmp_path)
+    assert message.count("is mnist_subset's file (by its MD5), but dataset='fashion_mnist' was asked for") == 4
+    monkeypatch.setattr(data, "_owner", lambda md5: None)
+    message = data.damaged_data("fashion_mnist", tmp_path)
+    assert message.count("holds 10,000") == 2 and "train-images-idx3-ubyte holds 60,000 images of 28x28" in message
+    assert data.damaged_data("mnist_subset") is None  # the subset itself is what it claims
+
+
+def test_a_file_changed_on_disk_is_checked_again(tmp_path):
+    """The MD5 and read checks are cached by (path, size, modification time), never by path alone."""
+    _write_mnist(tmp_path, "", 10, 3, gz=True)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    assert data.damaged_data("mnist", tmp_path) is None and data.file_md5(path) == _md5(path)
+    path.write_bytes(gzip.compress(_idx_bytes(np.array([1, 2, 12], dtype=np.uint8))))
+    assert data.file_md5(path) == _md5(path) and "holds label 12" in data.damaged_data("mnist", tmp_path)
 
 
 def test_missing_data_lists_every_layout(tmp_path):
@@ -220,18 +294,42 @@ def test_truncated_mnist_file_is_named(tmp_path, gz):
     _write_mnist(tmp_path, "MNIST/raw", 20, 5, gz=gz)
     path = tmp_path / "MNIST" / "raw" / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    with pytest.raises(RuntimeError, match="corrupt or truncated") as err:
+    assert data.damaged_data("mnist", tmp_path).startswith(f"{path} is corrupt or truncated")  # the pre-flight
+    with pytest.raises(data.DataDamaged, match="corrupt or truncated") as err:
         load_dataset("mnist", data_dir=tmp_path, device="cpu", val_size=0, download=False)
     assert str(path) in str(err.value)
+
+
+def test_a_corrupt_gz_of_the_right_length_is_found_by_the_preflight(tmp_path):
+    """One flipped byte inside the compressed data: gzip's CRC (or the inflater) finds it."""
+    _write_mnist(tmp_path, "MNIST/raw", 40, 10, gz=True)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert data.missing_data("mnist", tmp_path) is None  # all four files are there ...
+    assert data.damaged_data("mnist", tmp_path).startswith(f"{path} is corrupt or truncated")  # ... one is broken
 
 
 def test_truncated_cifar_file_is_named(tmp_path, monkeypatch):
     _write_cifar(tmp_path, monkeypatch, datasets.CIFAR10)
     path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(RuntimeError, match="corrupt or truncated") as err:
+    assert data.damaged_data("cifar10", tmp_path).startswith(f"{path} is corrupt or truncated (MD5 ")
+    with pytest.raises(data.DataDamaged, match="corrupt or truncated") as err:
         load_dataset("cifar10", data_dir=tmp_path, device="cpu", val_size=0, download=False)
     assert str(path) in str(err.value)
+
+
+def test_a_corrupt_cifar_archive_is_found_while_its_files_are_missing(tmp_path, monkeypatch):
+    """The archive torchvision would extract (download=True) is checked against its MD5 while files are missing."""
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    archive.write_bytes(b"not the archive")
+    assert data.damaged_data("cifar100", tmp_path) == (
+        f"{archive} is corrupt or truncated (MD5 {_md5(archive)}, not the official {datasets.CIFAR100.tgz_md5}); "
+        "delete it and fetch it again")
+    monkeypatch.setattr(datasets.CIFAR100, "tgz_md5", _md5(archive))
+    assert data.damaged_data("cifar100", tmp_path) is None
 
 
 # ---- mnist_subset, validation split, arguments -----------------------------------------------------------
