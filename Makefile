@@ -135,8 +135,8 @@ evidence: $(STAMP) ## Commit RUNS' finished, launched records into results/recor
 	$(PY) -m scripts.evidence --runs $(RUNS)
 
 bench: $(STAMP) ## Side-by-side timings: optimizer step cost (RBO vs K x SGD) and trainer vs a bare loop
-	$(PY) -m scripts.bench_optimizers --device $(DEVICE)
-	$(PY) -m scripts.bench_trainer --device $(DEVICE)
+	$(PY) -m scripts.bench.optimizers --device $(DEVICE)
+	$(PY) -m scripts.bench.trainer --device $(DEVICE)
 
 clean: ## Remove Hydra's outputs/ and multirun/ logs and caches (never runs/ or results/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

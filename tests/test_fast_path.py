@@ -175,7 +175,7 @@ def test_slurm_shared_gpu_preset_asks_for_a_gpu_shard(tmp_path, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("optimizer", ["rbo", "sam", "entropy_sgd"])
 def test_graph_step_equals_eager_step_on_cuda(tmp_path, optimizer):
-    from scripts.gpu_check import GRAPH_TOL, compare_graph_with_eager
+    from scripts.bench.gpu_check import GRAPH_TOL, compare_graph_with_eager
 
     result = compare_graph_with_eager(torch.device("cuda"), optimizer, runs_dir=tmp_path)
     assert result["max_param_diff"] <= GRAPH_TOL and result["max_buffer_diff"] <= GRAPH_TOL

@@ -1,17 +1,17 @@
-"""Cost of one optimizer step, measured side by side in one run (issue 3's benchmark).
+"""Cost of one optimizer step, measured side by side in one run (issues 3 and 24).
 
-MLP 784-512-512-10, batch 256, float32: ms per SGD step and per RBO step for K ∈ {1, 10, 100}, and the
-ratio RBO / (K · SGD) (the authors' code pays 1 + K evaluations plus a logging forward). Then (issue 17) how
-many evaluations each projection needs to reach a relative residual of 1e-6 against ρ, on the MLP
-784-128-128-10 in float64 and one batch of 256 real digits: the authors' GD, Gauss–Newton and Newton
-(a Hessian-vector product counted as ``rbo.optimizer.HVP_COST`` evaluations), capped, with the residual reached.
-``python -m scripts.bench_optimizers [--device cuda]``.
+MLP 784-512-512-10, batch 256, float32: for K ∈ {1, 10, 100}, :data:`PAIRS` interleaved pairs of one RBO step and
+K SGD steps (alternating which goes first), each on the same batch; the ratio RBO / (K · SGD) is the ratio of
+their minima, the times least disturbed by other load (the authors' code pays 1 + K evaluations plus a logging
+forward). Then (issue 17) how many evaluations each projection needs to reach a relative residual of 1e-6
+against ρ, on the MLP 784-128-128-10 in float64 and one batch of 256 real digits: the authors' GD, Gauss–Newton
+and Newton (a Hessian-vector product counted as ``rbo.optimizer.HVP_COST`` evaluations), capped, with the
+residual reached. ``python -m scripts.bench.optimizers [--device cuda]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -25,6 +25,7 @@ PROJECTION_RADII = (1e-4, 1e-2, 0.1, 1.0, 2.0, 5.0)
 PROJECTION_CAP = 500  # evaluations per projection, HVPs included
 PROJECTION_TOL = 1e-6  # relative residual ‖v‖ / ‖v(θ)‖
 PROJECTION_LR = 1.0  # η: SPEC §3's default (ASSUMPTION)
+PAIRS = 15  # interleaved (RBO step, K SGD steps) pairs per K
 
 
 def mlp() -> nn.Module:
@@ -35,20 +36,6 @@ def mlp() -> nn.Module:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_steps(optimizer, closure, device, steps: int) -> float:
-    """Median milliseconds per step over ``steps`` steps after two warm-up steps."""
-    for _ in range(2):
-        optimizer.step(closure)
-    times = []
-    for _ in range(steps):
-        sync(device)
-        start = time.perf_counter()
-        optimizer.step(closure)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def cross_entropy_closure(model, optimizer, x, y, autocast: bool = False):
@@ -64,24 +51,57 @@ def cross_entropy_closure(model, optimizer, x, y, autocast: bool = False):
     return closure
 
 
-def step_costs(device: torch.device, rounds: int = 3) -> list[tuple[str, float, float]]:
+def step_costs(device: torch.device, pairs: int = PAIRS, k_values: tuple[int, ...] = K_VALUES) -> list[dict]:
+    """Per K, ``pairs`` interleaved pairs (one RBO step, K SGD steps; which goes first alternates) after one
+    warm-up pair, both stepping one model on one batch. Rows ``{k, sgd_ms, rbo_ms, ratio, sgd_evals, rbo_evals}``:
+    the minima over the pairs of the K SGD steps and of the RBO step, their ratio, and the closure calls of each
+    side in the last pair (both K: the same evaluations)."""
+    if not (isinstance(pairs, int) and pairs >= 1):
+        raise ValueError(f"invalid pairs={pairs!r}: the number of timed pairs must be an integer >= 1")
     torch.manual_seed(0)
     x = torch.rand(256, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (256,), device=device)
     model = mlp().to(device)
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-3)
-    rbos = {k: RBO(model.parameters(), lr=1e-3, radius=2.0, proj_steps=k) for k in K_VALUES}
-    sgd_ms, rbo_ms = [], {k: [] for k in K_VALUES}
-    for _ in range(rounds):  # interleaved, so machine noise hits every variant alike
-        sgd_ms.append(time_steps(sgd, cross_entropy_closure(model, sgd, x, y), device, steps=50))
-        for k, opt in rbos.items():
-            rbo_ms[k].append(time_steps(opt, cross_entropy_closure(model, opt, x, y), device, steps=max(3, 300 // k)))
-    sgd_median = statistics.median(sgd_ms)
-    rows = [("SGD", sgd_median, 1.0)]
-    for k in K_VALUES:
-        ms = statistics.median(rbo_ms[k])
-        rows.append((f"RBO K={k}", ms, ms / (k * sgd_median)))
+    rows = []
+    for k in k_values:
+        sides = {"sgd": _Side(torch.optim.SGD(model.parameters(), lr=1e-3), model, x, y, steps=k),
+                 "rbo": _Side(RBO(model.parameters(), lr=1e-3, radius=2.0, proj_steps=k), model, x, y, steps=1)}
+        times = {"sgd": [], "rbo": []}
+        for pair in range(pairs + 1):  # pair 0 warms up
+            for name in ("sgd", "rbo") if pair % 2 else ("rbo", "sgd"):
+                seconds = sides[name].seconds(device)
+                if pair:
+                    times[name].append(seconds)
+        sgd_ms, rbo_ms = 1e3 * min(times["sgd"]), 1e3 * min(times["rbo"])
+        rows.append({"k": k, "sgd_ms": sgd_ms, "rbo_ms": rbo_ms, "ratio": rbo_ms / sgd_ms,
+                     "sgd_evals": sides["sgd"].calls, "rbo_evals": sides["rbo"].calls})
     return rows
+
+
+class _Side:
+    """``steps`` optimizer steps with :func:`cross_entropy_closure`, timed; ``calls``: closure calls of the last run."""
+
+    def __init__(self, optimizer, model, x, y, steps: int) -> None:
+        self.optimizer, self.steps, self.calls = optimizer, steps, 0
+        self.closure = cross_entropy_closure(model, optimizer, x, y)
+
+    def counted(self, *args, **kwargs):
+        self.calls += 1
+        return self.closure(*args, **kwargs)
+
+    def seconds(self, device: torch.device) -> float:
+        self.calls = 0
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(self.steps):
+            self.optimizer.step(self.counted)
+        sync(device)
+        return time.perf_counter() - start
+
+
+def step_cost_table(rows: list[dict]) -> str:
+    return "\n".join(["| K | K SGD steps, ms | one RBO step, ms | RBO / (K · SGD) |", "|---:|---:|---:|---:|",
+                      *(f"| {r['k']} | {r['sgd_ms']:.2f} | {r['rbo_ms']:.2f} | {r['ratio']:.3f} |" for r in rows)])
 
 
 def projection_convergence(device: torch.device, activation: type[nn.Module] = nn.ReLU):
@@ -120,15 +140,17 @@ def projection_convergence(device: torch.device, activation: type[nn.Module] = n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
+    parser.add_argument("--pairs", type=int, default=PAIRS, help="interleaved (RBO step, K SGD steps) pairs per K")
     args = parser.parse_args()
+    if args.pairs < 1:
+        parser.error(f"invalid --pairs={args.pairs}: the number of timed pairs must be >= 1")
     from experiments.trainer import resolve_device  # the trainer's rule for "auto"
 
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"## Optimizer step cost: MLP 784-512-512-10, batch 256, float32, {name}, torch {torch.__version__}\n")
-    print("| optimizer | ms / step | RBO / (K · SGD) |\n|---|---:|---:|")
-    for label, ms, ratio in step_costs(device):
-        print(f"| {label} | {ms:.2f} | {ratio:.3f} |")
+    print(f"{args.pairs} interleaved pairs per K (one RBO step, K SGD steps), minima over the pairs\n")
+    print(step_cost_table(step_costs(device, pairs=args.pairs)), flush=True)
     for activation, why in ((nn.ReLU, "the paper's activation"),
                             (nn.Tanh, "a smooth control: ReLU's kinks make ∇f jump, which no solver's model sees")):
         print(f"\n## Projection: evaluations to a relative residual of {PROJECTION_TOL:g} (at most {PROJECTION_CAP}; "

@@ -1,4 +1,4 @@
-"""Cost of the trainer (issue 5's benchmark): ``python -m scripts.bench_trainer [--device cpu|cuda] [--epochs N]``.
+"""Cost of the trainer (issue 5's benchmark): ``python -m scripts.bench.trainer [--device cpu|cuda] [--epochs N]``.
 
 1. One training epoch of the real trainer (``experiments.trainer.Trainer``, its own ``train_seconds`` counter:
    training only, evaluation and records excluded) on ``mnist_subset``/MLP with the paper's SGD (lr 0.01,
@@ -11,7 +11,7 @@
    CIFAR-shaped synthetic images with SGD in fp32 and bf16; and ms per RBO step at K = 100 on VGG-9 with the
    trainer's closure and data.
 
-Every function takes its sizes as arguments, so ``scripts/gpu_check.py --smoke`` can run them small on CPU.
+Every function takes its sizes as arguments, so ``scripts/bench/gpu_check.py --smoke`` can run them small on CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scripts.bench_optimizers import sync
+from scripts.bench.optimizers import sync
 
 # The trainer-vs-bare recipe: the paper's SGD on the shipped digits, nothing printed, no W&B.
 MNIST_SGD = ("dataset=mnist_subset", "model=mlp", "optimizer=sgd", "optimizer.lr=0.01", "batch_size=256",

@@ -1,4 +1,4 @@
-"""One-shot GPU check for the lead: ``python scripts/gpu_check.py`` (or ``python -m scripts.gpu_check``).
+"""One-shot GPU check: ``python scripts/bench/gpu_check.py`` (or ``python -m scripts.bench.gpu_check``).
 
 The one script a GPU session runs (about 5-6 minutes on an H100). Prints one Markdown report, each section guarded
 (a failure prints its traceback and the next section runs), each section timed, output flushed line by line:
@@ -22,7 +22,7 @@ The one script a GPU session runs (about 5-6 minutes on an H100). Prints one Mar
 (j) The implied wall time of paper/table1 and paper/heatmap on one GPU, eager and with graphs at each N.
     Then the throughput JSON is written (below).
 (k) ``torch.compile(mode="reduce-overhead")`` on the model, for comparison with the hand-captured graphs (CUDA).
-(c) Speed: ``scripts.bench_optimizers.step_costs`` (RBO / (K · SGD)), the trainer vs a bare loop, DeviceLoader
+(c) Speed: ``scripts.bench.optimizers.step_costs`` (RBO / (K · SGD)), the trainer vs a bare loop, DeviceLoader
     vs a torchvision DataLoader, VGG-9 epoch time (SGD fp32 / bf16) and ms per RBO step (K = 100) on VGG-9.
 (k) and the parts of (c) that would start after ``--budget`` seconds are skipped (default 330 s).
 
@@ -30,20 +30,11 @@ The one script a GPU session runs (about 5-6 minutes on an H100). Prints one Mar
 with CPU in (a); eager rows only in (f), (h), (i), (j)), to test this script without a GPU. Exit status 1 if any
 section failed.
 
-Throughput JSON (``--out``, default ``results/gpu/throughput.json``; schema ``rbo-bench/gpu-throughput/1``), what
-``scripts/plan.py`` can read (:func:`estimate_seconds` turns it into a run's wall time):
-
-- ``device``, ``torch``, ``cuda``, ``written_at``, ``failed_sections`` (titles; measurements of a failed section
-  are missing or partial);
-- ``per_eval``: ``{model, in_channels, image_size, batch_size, precision, optimizer: "rbo", proj_steps,
-  cuda_graphs, tf32, channels_last, seconds_per_eval}``: one process alone on the GPU;
-- ``concurrent``: ``{model, in_channels, image_size, batch_size, cuda_graphs, jobs_per_gpu, evals_per_s,
-  evals_per_s_per_job}``: aggregate over ``jobs_per_gpu`` processes (MLP on MNIST shape, VGG-9 on CIFAR shape);
-- ``epochs``: ``{model, in_channels, image_size, optimizer, cuda_graphs, train_examples, steps, grad_evals,
-  train_seconds, estimate_seconds}``;
-- ``implied``: ``{experiment, runs, grad_evals, cuda_graphs, jobs_per_gpu, hours}``;
-- ``equality``: ``{optimizer, model, steps, captured, max_param_diff, max_buffer_diff, bn_updates_eager,
-  bn_updates_graph}``.
+The throughput file (``--out``, default ``results/gpu/throughput.json``; with ``--smoke`` none unless given) is
+read by ``scripts/plan.py`` and has the format of its docstring: ``device``, ``torch``, ``measured_at`` and one row
+per (model, input, batch, precision, path, tf32, channels_last, runs_per_gpu) with its aggregate
+``evals_per_second`` (:func:`throughput_rows`): (h)'s N = 1, 2, 4, 8 runs per GPU, then (f) and (g)'s single runs
+where (h) has none. Written atomically, and only when something was measured.
 """
 
 from __future__ import annotations
@@ -63,14 +54,14 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # ``python scripts/gpu_check.py`` puts scripts/, not the repository, on the path
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a file, Python puts scripts/bench/ on the path, not the repository
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from scripts.bench_optimizers import cross_entropy_closure  # noqa: E402  (torch and rbo only)
+from scripts.bench.optimizers import cross_entropy_closure  # noqa: E402  (torch and rbo only)
 
 TOL = 1e-5
 START = time.perf_counter()
@@ -292,7 +283,7 @@ def check_bf16(device: torch.device, steps: int) -> None:
 
 def check_end_to_end(device: torch.device, smoke: bool, *, graphs: bool) -> None:
     from experiments.train import run
-    from scripts.bench_trainer import compose
+    from scripts.bench.trainer import compose
 
     with tempfile.TemporaryDirectory() as runs_dir:
         overrides = ["logger=none", "dataset=mnist_subset", "model=mlp", "optimizer=rbo", "epochs=1",
@@ -317,19 +308,19 @@ def check_end_to_end(device: torch.device, smoke: bool, *, graphs: bool) -> None
 # ---- (c) speed -----------------------------------------------------------------------------------------------------
 
 def speed(device: torch.device, smoke: bool, budget: float) -> None:
-    from scripts import bench_optimizers
-    from scripts import bench_trainer as bt
+    from scripts.bench import optimizers
+    from scripts.bench import trainer as bt
 
     n, bs, workers = (2048, 256, 2) if smoke else (50_000, 256, 8)
     vgg = dict(n_train=128, batch_size=32, n_test=64) if smoke else dict(n_train=50_000, batch_size=256)
     rbo = dict(proj_steps=2, steps=1, n_train=128, batch_size=8, n_test=64) if smoke else dict(proj_steps=100)
     epochs, rbo_rows = [], []
     parts = [
-        ("RBO / (K · SGD) step cost, MLP 784-512-512-10, batch 256 (`bench_optimizers.step_costs`)",
-         lambda: _step_cost_table(bench_optimizers.step_costs(device, rounds=1 if smoke else 3))),
-        ("Trainer vs bare loop (`bench_trainer.trainer_vs_bare`)",
+        ("RBO / (K · SGD) step cost, MLP 784-512-512-10, batch 256 (`bench.optimizers.step_costs`)",
+         lambda: optimizers.step_cost_table(optimizers.step_costs(device, pairs=1 if smoke else optimizers.PAIRS))),
+        ("Trainer vs bare loop (`bench.trainer.trainer_vs_bare`)",
          lambda: bt.trainer_vs_bare_table(bt.trainer_vs_bare(device, epochs=3 if smoke else 20))),
-        ("DeviceLoader vs torchvision DataLoader (`bench_trainer.loader_throughput`)",
+        ("DeviceLoader vs torchvision DataLoader (`bench.trainer.loader_throughput`)",
          lambda: bt.loader_table(bt.loader_throughput(device, n=n, batch_size=bs, workers=workers), n, device)),
         ("VGG-9 epoch, SGD fp32", lambda: _keep(epochs, bt.vgg9_epoch(device, "fp32", **vgg))),
         ("VGG-9 epoch, SGD bf16", lambda: _keep(epochs, bt.vgg9_epoch(device, "bf16", **vgg))),
@@ -352,11 +343,6 @@ def _keep(rows: list, row: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
 
 
-def _step_cost_table(rows) -> str:
-    return "\n".join(["| optimizer | ms / step | RBO / (K · SGD) |", "|---|---:|---:|",
-                      *(f"| {label} | {ms:.3f} | {ratio:.3f} |" for label, ms, ratio in rows)])
-
-
 # ---- issue 13: the fast path (experiments.fast_path) -----------------------------------------------------------
 
 GRAPH_TOL = 1e-5  # max |Δθ| between the graph and the eager path after a few steps (fp32, TF32 off)
@@ -364,7 +350,6 @@ SHAPES = {"mnist": (1, 28), "cifar": (3, 32)}  # synthetic_shape -> (channels, i
 # Every (model, data shape) of paper/table1 and paper/heatmap: what the implied wall time needs.
 PAPER_MODELS = (("mlp", "mnist"), ("resnet6", "mnist"), ("vgg9", "mnist"), ("resnet8", "cifar"), ("vgg9", "cifar"))
 TARGETS = {"mlp": 0.25, "vgg9": 0.6}  # graph / eager seconds per evaluation (issue 13)
-THROUGHPUT_SCHEMA = "rbo-bench/gpu-throughput/1"
 RESULTS: dict[str, list] = {"per_eval": [], "concurrent": [], "epochs": [], "implied": [], "equality": []}
 
 
@@ -379,8 +364,8 @@ def fast_overrides(device, model: str, shape: str, *, n_train: int, batch_size: 
 
 
 def fast_trainer(overrides: list[str], runs_dir):
-    """A :class:`Trainer` set up for ``overrides`` (``bench_trainer.prepared_trainer``), writing to ``runs_dir``."""
-    from scripts.bench_trainer import compose, prepared_trainer
+    """A :class:`Trainer` set up for ``overrides`` (``bench.trainer.prepared_trainer``), writing to ``runs_dir``."""
+    from scripts.bench.trainer import compose, prepared_trainer
 
     return prepared_trainer(compose(*overrides, f"runs_dir={runs_dir}"))
 
@@ -402,7 +387,7 @@ def trainer_steps(trainer, steps: int):
 
 def seconds_per_eval(trainer, *, steps: int, warmup: int = 1) -> float:
     """Median seconds per gradient evaluation over ``steps`` steps, after ``warmup`` (graph capture)."""
-    from scripts.bench_optimizers import sync
+    from scripts.bench.optimizers import sync
 
     times, evals = [], trainer.counters["grad_evals"]
     sync(trainer.device)
@@ -538,10 +523,10 @@ def _final_params(device, runs_dir, smoke: bool, **modes) -> list[torch.Tensor]:
 def worker(args) -> None:
     """``--worker MODEL:SHAPE``: set up RBO (K = 100) on that model, print ``ready``, wait for a line on stdin, run
     steps for ``--seconds``, print ``{"evals": n, "seconds": s}``."""
-    from scripts.bench_optimizers import sync
+    from scripts.bench.optimizers import sync
 
     model, shape = args.worker.split(":")
-    device = torch.device(args.device)
+    device = args.device
     small = dict(n_train=16, batch_size=8) if args.smoke else dict(n_train=2048, batch_size=256)
     with tempfile.TemporaryDirectory() as runs_dir:
         trainer = fast_trainer([*fast_overrides(device, model, shape, graphs=args.graphs, **small), "optimizer=rbo",
@@ -591,7 +576,8 @@ def concurrent_rate(device, model: str, shape: str, jobs: int, *, graphs: bool, 
     rates = [r["evals"] / r["seconds"] for r in runs]
     channels, size = SHAPES[shape]
     row = {"model": model, "in_channels": channels, "image_size": size, "batch_size": 8 if smoke else 256,
-           "cuda_graphs": graphs, "jobs_per_gpu": jobs, "evals_per_s": sum(rates), "evals_per_s_per_job": rates}
+           "precision": "fp32", "cuda_graphs": graphs, "tf32": False, "channels_last": False,  # the workers' setting
+           "jobs_per_gpu": jobs, "evals_per_s": sum(rates), "evals_per_s_per_job": rates}
     RESULTS["concurrent"].append(row)
     return row
 
@@ -638,7 +624,7 @@ def timed_epochs(device: torch.device, smoke: bool, graphs: bool) -> None:
     """One epoch of RBO (K = 100) through the trainer on CIFAR-shaped data with VGG-9 and MNIST-shaped data with
     the MLP, full size (45,000 / 55,000 training images, the last smaller batch eager), against the estimate."""
     from experiments.trainer import Trainer
-    from scripts.bench_trainer import compose
+    from scripts.bench.trainer import compose
 
     sizes = {"cifar": 45_000, "mnist": 55_000} if not smoke else {"cifar": 20, "mnist": 20}
     say(f"One training epoch, RBO K = {2 if smoke else 100}, batch {8 if smoke else 256}, "
@@ -717,20 +703,40 @@ def compile_comparison(device: torch.device, smoke: bool) -> None:
             f"| {compile_s:.0f} |")
 
 
-def write_throughput(path: Path, device: torch.device) -> None:
-    """The measurements as JSON (schema: the module docstring), atomically."""
+def throughput_rows(results: dict[str, list]) -> list[dict]:
+    """``results``' measurements as rows of the throughput file (scripts/plan.py's docstring): every (h) row
+    (``concurrent``: aggregate evaluations per second of N runs per GPU), then every (f) and (g) row
+    (``per_eval``: one run alone, 1 / seconds per evaluation) of a setting (h) did not measure with one run."""
+    from scripts.plan import GPU_PATHS, SETTING_FIELDS
+
+    rows: dict[tuple, dict] = {}
+    measured = [(r, r["jobs_per_gpu"], r["evals_per_s"]) for r in results["concurrent"]]
+    measured += [(r, 1, 1.0 / r["seconds_per_eval"]) for r in results["per_eval"]]
+    for r, runs_per_gpu, evals_per_second in measured:
+        row = {"model": r["model"], "input": [r["in_channels"], r["image_size"], r["image_size"]],
+               "batch": r["batch_size"], "precision": r["precision"], "path": GPU_PATHS[bool(r["cuda_graphs"])],
+               "tf32": r["tf32"], "channels_last": r["channels_last"], "runs_per_gpu": runs_per_gpu,
+               "evals_per_second": evals_per_second}
+        key = (*(str(row[f]) for f in SETTING_FIELDS), runs_per_gpu)
+        rows.setdefault(key, row)
+    return list(rows.values())
+
+
+def write_throughput(path: Path, device_name: str, rows: list[dict]) -> None:
+    """The throughput file (scripts/plan.py's format), atomically: ``device``, ``torch``, ``measured_at`` (UTC)
+    and ``rows`` (:func:`throughput_rows`)."""
     from experiments.records import write_json
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    write_json(path, {"schema": THROUGHPUT_SCHEMA, "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      "device": name, "torch": torch.__version__, "cuda": torch.version.cuda,
-                      "failed_sections": FAILED, **RESULTS})
-    say(f"\nthroughput written to {path}")
+    write_json(path, {"device": device_name, "torch": torch.__version__,
+                      "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows})
+    say(f"\nthroughput ({len(rows)} rows) written to {path}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked before any work: a bad value is an error naming the option, the value and what
+    is allowed (exit status 2)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default="cuda", help="cuda | cuda:N | cpu (cpu: with --smoke)")
     parser.add_argument("--smoke", action="store_true", help="reduced sizes (to test this script on a CPU)")
     parser.add_argument("--budget", type=float, default=330.0,
                         help="seconds after which (k) and the remaining speed parts of (c) are skipped")
@@ -740,18 +746,34 @@ def main() -> None:
                         "with --smoke none unless given)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # MODEL:SHAPE: one process of (h)
     parser.add_argument("--graphs", action="store_true", help=argparse.SUPPRESS)  # the worker's path
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        args.device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"invalid --device={args.device!r}: allowed: cuda, cuda:N or cpu")
+    jobs = args.jobs.split(",")
+    if not all(n.strip().isdigit() and int(n) >= 1 for n in jobs):
+        parser.error(f"invalid --jobs={args.jobs!r}: allowed: comma-separated integers >= 1, e.g. 1,2,4,8")
+    args.jobs = tuple(int(n) for n in jobs)
+    if not args.seconds > 0:
+        parser.error(f"invalid --seconds={args.seconds!r}: allowed: a number of seconds > 0")
+    if not args.budget >= 0:
+        parser.error(f"invalid --budget={args.budget!r}: allowed: a number of seconds >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.worker:
         worker(args)
         return
     sys.stdout.reconfigure(line_buffering=True)
-    device = torch.device(args.device)
+    device, jobs = args.device, args.jobs
     if device.type == "cuda" and not torch.cuda.is_available():
         say(f"CUDA is not available here (torch {torch.__version__}); use --device cpu --smoke")
         sys.exit(2)
     header(device, args.smoke, stub_missing_tqdm())
     graphs = device.type == "cuda"  # CUDA graphs need CUDA: on a CPU only the eager rows are measured
-    jobs = tuple(int(n) for n in args.jobs.split(","))
     with section("(a) CUDA path correctness: device vs CPU, BatchNorm freeze"):
         check_devices_agree(device)
         check_bn_freeze(device)
@@ -776,8 +798,11 @@ def main() -> None:
     with section("(j) Implied wall time: paper/table1, paper/heatmap"):
         implied_wall_time(device, jobs, graphs, args.smoke)
     out = args.out or (None if args.smoke else ROOT / "results" / "gpu" / "throughput.json")
-    if out is not None:
-        write_throughput(out, device)
+    rows = throughput_rows(RESULTS)
+    if out is not None and rows:
+        write_throughput(out, torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", rows)
+    elif out is not None:
+        say(f"\nnothing measured: {out} left as it was")
     if not graphs or elapsed() > args.budget:
         say(f"\n## (k) torch.compile\n\nskipped: {'needs CUDA' if not graphs else f'{elapsed():.0f} s elapsed'}")
     else:
