@@ -1,22 +1,34 @@
-"""Checks before any planning or launch (issue 16): every job's config and every dataset the jobs need, all at
-once, so a sweep fails in one message instead of one job (and one dataset) at a time, and writes no record.
+"""Checks before any planning or launch (issue 16, 23): every job's config and every dataset the jobs need, all
+at once, so a sweep fails in one message instead of one job (and one dataset) at a time, and writes no record.
 
 ``scripts.plan`` runs :func:`preflight` on every job of the experiments it is given (``make`` targets: before
-anything is launched); :class:`experiments.trainer.Trainer` runs the same checks for its one job before it
-writes its record. :func:`dataset_files` names the files a run reads, for the record's data fingerprint.
+anything is launched), and so does a multirun launched directly (:class:`experiments.callbacks.Preflight`);
+:class:`experiments.trainer.Trainer` runs :func:`check_job` for its one job before it writes its record, and
+:func:`check_free_space` before it trains. :func:`dataset_files` names the files a run reads, for the record's
+data fingerprint.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from experiments import data
+from experiments.errors import Refusal
+
+STATE_COPIES = 2  # optimizer state: at most 2 copies of the parameters (AdamW's moments; SGD momentum 1, RBO none)
+CHECKPOINT_OVERHEAD = 1 << 20  # bytes: the rows, RNG states and serialisation a checkpoint holds besides tensors
+SPACE_MARGIN = 2  # free space asked for: twice a checkpoint (the new one is written beside the old, then rows, W&B)
 
 
-class PreflightError(ValueError):
+class PreflightError(Refusal):
     """Jobs that cannot run as configured: every reason, in one message."""
+
+
+class DiskFull(Refusal):
+    """Too little free space where the record goes for this run's checkpoints."""
 
 
 def dataset_files(cfg: DictConfig) -> list[Path]:
@@ -25,7 +37,8 @@ def dataset_files(cfg: DictConfig) -> list[Path]:
 
 
 def missing_datasets(cfgs: list[DictConfig], *, fetch: bool) -> tuple[list[str], list[str]]:
-    """``(missing, to_fetch)``: one message per dataset (and data folder) the jobs need that is not on disk.
+    """``(missing, to_fetch)``: one message per dataset (and data folder) the jobs need that is not on disk, or
+    whose files there are corrupt, truncated or another dataset's (:func:`experiments.data.damaged_data`).
     A dataset whose jobs say ``download=true`` is downloaded now with ``fetch`` (once for all its jobs; listed
     as missing only if that fails), else listed in ``to_fetch`` (the first job will download it)."""
     missing, to_fetch = [], []
@@ -36,10 +49,12 @@ def missing_datasets(cfgs: list[DictConfig], *, fetch: bool) -> tuple[list[str],
             try:
                 data.load_dataset(name, data_dir=data_dir, download=True, val_size=0)
                 message = None
-            except (FileNotFoundError, RuntimeError) as err:
+            except (data.DataMissing, data.DataDamaged) as err:
                 message = str(err)
         if message is not None:
             (to_fetch if download and not fetch else missing).append(message)
+        elif (damage := data.damaged_data(name, data_dir)) is not None:
+            missing.append(damage)
     return missing, to_fetch
 
 
@@ -66,3 +81,54 @@ def preflight(cfgs: list[DictConfig], *, fetch: bool = False) -> list[str]:
         raise PreflightError(f"pre-flight: {len(problems)} problem(s), nothing was launched and no record written:\n"
                              + "\n".join(f"- {p}" for p in problems))
     return to_fetch
+
+
+def check_job(cfg: DictConfig) -> None:
+    """The pre-flight of one job (:class:`experiments.trainer.Trainer`, before it writes anything): raise
+    :class:`PreflightError` with its first invalid value (:func:`experiments.trainer.validate`, and a CUDA device
+    that is not there) or what is wrong with its data, as one sentence."""
+    from experiments.trainer import resolve_device, validate
+
+    try:
+        validate(cfg)
+        resolve_device(cfg.device)
+    except ValueError as err:
+        raise PreflightError(str(err)) from err
+    missing, _ = missing_datasets([cfg], fetch=True)
+    if missing:
+        raise PreflightError(" ".join(missing))
+
+
+def checkpoint_bytes(cfg: DictConfig) -> int:
+    """An upper estimate of one ``checkpoint.pt`` of ``cfg``: the model's parameters and buffers, :data:`STATE_COPIES`
+    copies of its parameters (the optimizer state) and :data:`CHECKPOINT_OVERHEAD`; the model is built on the meta
+    device (no memory, no data; its shape from :func:`experiments.data.dataset_shape`)."""
+    import torch
+
+    from experiments.models import build_model
+
+    ds = cfg.dataset
+    channels, size, classes, _ = data.dataset_shape(ds.name, synthetic_shape=ds.synthetic_shape,
+                                                    synthetic_size=tuple(ds.synthetic_size))
+    options = {k: v for k, v in cfg.model.items() if k != "name"}
+    with torch.device("meta"):
+        model = build_model(cfg.model.name, in_channels=channels, num_classes=classes, image_size=size, **options)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    return params * (1 + STATE_COPIES) + buffers + CHECKPOINT_OVERHEAD
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_free_space(cfg: DictConfig, directory: Path) -> None:
+    """Raise :class:`DiskFull` unless ``directory``'s disk has :data:`SPACE_MARGIN` times a checkpoint free: the
+    record's own ``checkpoint.pt`` when it has one (a resumed run), else :func:`checkpoint_bytes`."""
+    existing = directory / "checkpoint.pt"
+    checkpoint = existing.stat().st_size if existing.is_file() else checkpoint_bytes(cfg)
+    needed, free = SPACE_MARGIN * checkpoint, shutil.disk_usage(directory).free
+    if free < needed:
+        raise DiskFull(f"{directory} is on a disk with {_size(free)} free, but this run needs about {_size(needed)} "
+                       f"there ({SPACE_MARGIN} x a checkpoint of {_size(checkpoint)}: model and optimizer state); "
+                       "free space on that disk or set runs_dir to another one")

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import OmegaConf
 
 from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS
+from experiments.errors import Refusal
 
 FINISHED = ("completed", "diverged")  # a rerun of these is skipped; running/failed ones resume
 METRICS_COLUMNS = ("epoch", "trigger", "step", "grad_evals", "examples", "train_seconds", "lr", "train_loss",
@@ -41,12 +42,21 @@ RECORD_FILES = ("config.yaml", "metrics.csv", "steps.csv", "summary.json", "chec
 HEAD_BYTES = 1 << 20  # a data file's fingerprint hashes its first MiB
 
 
-class RecordLocked(RuntimeError):
+ACCURACY_KEYS = ("train_acc", "val_acc", "test_acc")
+LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
+COST_COUNTERS = ("grad_evals", "diag_evals", "examples", "train_seconds", "warmup_seconds")
+
+
+class RecordLocked(Refusal):
     """Another live process trains this record."""
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(Refusal):
     """The record's checkpoint belongs to another run_id."""
+
+
+class CheckpointNotWritten(Refusal):
+    """The disk refused an epoch's checkpoint (full, I/O error): the previous one is kept."""
 
 
 # ---- identity -----------------------------------------------------------------------------------------------
@@ -137,20 +147,56 @@ def identity_changes(summary: dict) -> list[str]:
     return changes
 
 
-def skip_decision(directory: Path, on_change: str) -> tuple[bool, str | None]:
-    """``(skip, message)`` for a record: a finished record is skipped unless its code or data changed and
-    ``on_change=rerun``; ``message`` says what is done and why (None: not finished, train)."""
+def summary_problems(summary: dict) -> list[str]:
+    """What no run can have written into its ``summary.json``: a final accuracy outside [0, 1], a negative final
+    loss, a negative cost counter or ``epochs_completed`` (null, for a value not measured, is allowed). One
+    entry per value, ``key value (allowed: ...)``; [] for a plausible summary. The writing side
+    (:func:`skip_decision`) retrains such a record; a reader of records can refuse to average it."""
+    final, cost = summary.get("final"), summary.get("cost")
+    if not isinstance(final, dict) or not isinstance(cost, dict):
+        return [f"final {final!r}, cost {cost!r} (allowed: the summary's final and cost tables)"]
+    checks = [*((f"final {k}", final.get(k), 0, 1) for k in ACCURACY_KEYS),
+              *((f"final {k}", final.get(k), 0, math.inf) for k in LOSS_KEYS),
+              *((f"cost {k}", cost.get(k), 0, math.inf) for k in COST_COUNTERS),
+              ("epochs_completed", summary.get("epochs_completed"), 0, math.inf)]
+    return [f"{key} {value!r} (allowed: {'[0, 1]' if high == 1 else 'a number >= 0'})" for key, value, low, high
+            in checks if value is not None and not (isinstance(value, int | float) and low <= value <= high)]
+
+
+class Decision(NamedTuple):
+    """What :func:`skip_decision` decided for a record: ``skip`` it, or train it after moving its files into
+    ``.<aside>-<time>/`` (:func:`set_aside`) when ``aside`` names why; ``message`` says so (None: nothing to say)."""
+
+    skip: bool
+    message: str | None
+    aside: str | None = None
+
+
+def skip_decision(directory: Path, on_change: str, config: dict) -> Decision:
+    """Whether to skip or train the record of ``config`` in ``directory``. A finished record is skipped, unless
+    its code or data changed and ``on_change=rerun`` (set aside as ``replaced``, trained again), or its summary
+    is damaged (:func:`summary_problems`: set aside as ``damaged``, trained again). A finished record without
+    ``config.yaml`` gets it back, written from ``config`` (the run_id's config), and the skip says so."""
     summary = read_summary(directory) or {}
     status = summary.get("status")
     if status not in FINISHED:
-        return False, None
+        return Decision(False, None)
+    problems = summary_problems(summary)
+    if problems:
+        return Decision(False, f"damaged: {directory} says {status} but its summary.json holds "
+                               f"{'; '.join(problems)}; its files go to a hidden .damaged-<time>/ folder there and "
+                               "the run is trained again", aside="damaged")
     changes = identity_changes(summary)
-    if not changes:
-        return True, f"skip: {directory} {status}"
-    if on_change == "rerun":
-        return False, f"rerun: {directory} {status} ({'; '.join(changes)}); on_change=rerun trains it again"
-    return True, (f"skip: {directory} {status} ({'; '.join(changes)}); kept, as on_change=keep says; "
-                  "on_change=rerun trains it again")
+    if changes and on_change == "rerun":
+        return Decision(False, f"rerun: {directory} {status} ({'; '.join(changes)}); on_change=rerun trains it again",
+                        aside="replaced")
+    message = f"skip: {directory} {status}"
+    if changes:
+        message += f" ({'; '.join(changes)}); kept, as on_change=keep says; on_change=rerun trains it again"
+    if not (Path(directory) / "config.yaml").is_file():
+        write_yaml(Path(directory) / "config.yaml", config)
+        message += f"; config.yaml was missing: restored from this run's config (run_id {run_id(config)})"
+    return Decision(True, message)
 
 
 def set_aside(directory: Path, files: tuple[str, ...], why: str) -> Path:

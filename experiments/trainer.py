@@ -39,7 +39,7 @@ from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
 from experiments.optim import build_optimizer, check_optimizer_config, evals_per_step
-from experiments.preflight import PreflightError, dataset_files, missing_datasets
+from experiments.preflight import check_free_space, check_job, dataset_files
 from experiments.wandb_logger import NullLogger, make_logger, resolve_mode
 from rbo.common import DivergenceError, global_sq_norm
 
@@ -177,10 +177,7 @@ class Trainer:
     """One run: :meth:`run` trains (or resumes) and writes the record; see the module docstring."""
 
     def __init__(self, cfg: DictConfig):
-        validate(cfg)  # pre-flight for this one job (experiments.preflight): nothing is written if it fails
-        missing, _ = missing_datasets([cfg], fetch=True)
-        if missing:
-            raise PreflightError(" ".join(missing))
+        check_job(cfg)  # pre-flight for this one job (experiments.preflight): nothing is written if it fails
         self.cfg = cfg
         self.config = records.to_container(cfg)
         self.run_id = records.run_id(self.config)
@@ -213,16 +210,19 @@ class Trainer:
         The record has one owner (:func:`records.record_lock`, held to the end): a second launch of the same
         run stops at once with :class:`records.RecordLocked`. Once the lock is held the record is looked at
         again (:func:`records.skip_decision`): finished meanwhile, it is skipped (returns None); finished with
-        other code or data and ``on_change=rerun``, the old record is set aside and the run starts afresh."""
+        other code or data and ``on_change=rerun``, or with a damaged summary, the old record is set aside and the
+        run starts afresh. Before anything is written the disk must hold its checkpoints with a margin
+        (:func:`experiments.preflight.check_free_space`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with records.record_lock(self.dir):
-            skip, message = records.skip_decision(self.dir, self.cfg.on_change)
-            if message:
-                print(message)
-            if skip:
+            decision = records.skip_decision(self.dir, self.cfg.on_change, self.config)
+            if decision.message:
+                print(decision.message)
+            if decision.skip:
                 return None
-            if message:
-                records.set_aside(self.dir, records.RECORD_FILES, "replaced")
+            check_free_space(self.cfg, self.dir)
+            if decision.aside:
+                records.set_aside(self.dir, records.RECORD_FILES, decision.aside)
             return self._train_record(self._load_history())
 
     def _train_record(self, state: dict | None) -> dict:
@@ -244,7 +244,10 @@ class Trainer:
             log.warning("diverged at epoch %.3f: %s", at, err)
             summary = self._write("diverged", diverged_at_epoch=at, error=str(err), finished_at=records.now())
         except Exception:
-            summary = self._write("failed", error=traceback.format_exc(), finished_at=records.now())
+            try:
+                summary = self._write("failed", error=traceback.format_exc(), finished_at=records.now())
+            except OSError as err:  # the disk that failed the run (full, I/O error) refuses its record too
+                log.error("the failure could not be recorded in %s (%s); the record says running", self.dir, err)
             raise
         finally:
             self.logger.finish(summary or records.json_safe(self._summary("running")))
@@ -293,16 +296,27 @@ class Trainer:
         self.step_cost = evals_per_step(cfg.optimizer)  # at most, per step: what the budgets and the cap plan with
 
     def _checkpoint(self) -> None:
-        """``checkpoint.pt``: tensors and primitive containers only (``torch.load(weights_only=True)``)."""
+        """``checkpoint.pt``: tensors and primitive containers only (``torch.load(weights_only=True)``). A write the
+        disk refuses (full, I/O error) leaves the previous checkpoint as it was (an atomic write; its temporary file
+        is removed) and raises :class:`records.CheckpointNotWritten`, which says what to do; the epoch's rows are
+        on disk already (:meth:`_epoch` writes them first)."""
         cuda = self.device.type == "cuda"
-        records.save_checkpoint(self.dir / "checkpoint.pt", {
-            "run_id": self.run_id, "epoch": self.epoch, "started_at": self.started_at,
-            "counters": dict(self.counters), "metrics": self.metrics, "steps": self.steps,
-            "diag_sum": self.diag_sum, "diag_count": self.diag_count,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
-        })
+        path = self.dir / "checkpoint.pt"
+        try:
+            records.save_checkpoint(path, {
+                "run_id": self.run_id, "epoch": self.epoch, "started_at": self.started_at,
+                "counters": dict(self.counters), "metrics": self.metrics, "steps": self.steps,
+                "diag_sum": self.diag_sum, "diag_count": self.diag_count,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
+            })
+        except OSError as err:
+            kept = f"the checkpoint of epoch {self.epoch - 1} is kept" if path.is_file() else "no earlier one exists"
+            raise records.CheckpointNotWritten(
+                f"{path} could not be written after epoch {self.epoch} ({err.strerror or err}): {kept}, and "
+                f"metrics.csv holds every row up to epoch {self.epoch}; free space on that disk (or fix it) and "
+                "run the same command again to resume") from err
 
     def _load_history(self) -> dict | None:
         """The last checkpoint's history (rows, counters) into this object, then ``config.yaml``; returns the
@@ -516,10 +530,10 @@ class Trainer:
         self._row("epoch", self._position(), train_loss=train_loss, train_acc=train_acc,
                   **{f"diag_{k}": float(v) / steps for k, v in sums.items()})
         self._log_epoch(self.metrics[-1])
+        self._write()  # the epoch's rows first: a checkpoint the disk refuses loses none of them
         if closure.consumed == len(self.train_loader):
             self.epoch = epoch
             self._checkpoint()
-        self._write()
 
     def _log_step(self, diag: dict) -> float:
         """A steps.csv row (host syncs; not training time); returns the loss, non-finite → DivergenceError."""

@@ -166,3 +166,41 @@ def test_code_identity_is_taken_once_per_process(monkeypatch):
     monkeypatch.setattr(records.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "f" * 40, ""))
     assert records.source_sha256() == first and records.git_commit() == commit
     assert records.source_sha256.__wrapped__() != first  # what a new process would record
+
+
+# ---- records that check themselves (issue 23) -------------------------------------------------------------------
+
+PLAUSIBLE = {"status": "completed", "epochs_completed": 2.0,
+             "final": {"train_loss": 0.1, "train_acc": 0.5, "val_loss": None, "val_acc": None, "test_loss": 2.3,
+                       "test_acc": 1.0},
+             "cost": {"grad_evals": 10, "diag_evals": 0, "examples": 100, "train_seconds": 1.5, "warmup_seconds": 0.0}}
+
+
+def test_summary_problems_name_every_impossible_value():
+    assert records.summary_problems(PLAUSIBLE) == []  # null: not measured (no validation split, a NaN)
+    damaged = {**PLAUSIBLE, "epochs_completed": -1,
+               "final": {**PLAUSIBLE["final"], "test_acc": 7.5, "val_acc": -1, "train_loss": -0.1, "train_acc": "high"},
+               "cost": {**PLAUSIBLE["cost"], "grad_evals": -5}}
+    assert records.summary_problems(damaged) == [
+        "final train_acc 'high' (allowed: [0, 1])", "final val_acc -1 (allowed: [0, 1])",
+        "final test_acc 7.5 (allowed: [0, 1])", "final train_loss -0.1 (allowed: a number >= 0)",
+        "cost grad_evals -5 (allowed: a number >= 0)", "epochs_completed -1 (allowed: a number >= 0)"]
+    assert records.summary_problems({"status": "completed"}) == [
+        "final None, cost None (allowed: the summary's final and cost tables)"]
+
+
+def test_skip_decision_on_the_writing_side(tmp_path, config):
+    """Finished: skipped (config.yaml restored if gone); damaged: set aside and trained; unfinished: trained."""
+    records.write_json(tmp_path / "summary.json", {**PLAUSIBLE, "status": "running"})
+    assert records.skip_decision(tmp_path, "keep", config) == records.Decision(False, None)
+    records.write_json(tmp_path / "summary.json", PLAUSIBLE)
+    assert records.skip_decision(tmp_path, "keep", config) == records.Decision(
+        True, f"skip: {tmp_path} completed; config.yaml was missing: restored from this run's config "
+              f"(run_id {records.run_id(config)})")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == config
+    assert records.skip_decision(tmp_path, "keep", config) == records.Decision(True, f"skip: {tmp_path} completed")
+    records.write_json(tmp_path / "summary.json", {**PLAUSIBLE, "final": {**PLAUSIBLE["final"], "test_acc": 7.5}})
+    decision = records.skip_decision(tmp_path, "keep", config)
+    assert decision.skip is False and decision.aside == "damaged"
+    assert decision.message.startswith(f"damaged: {tmp_path} says completed but its summary.json holds final "
+                                       "test_acc 7.5 (allowed: [0, 1]); its files go to a hidden .damaged-<time>/")
