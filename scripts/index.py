@@ -21,6 +21,8 @@ FIXED_FILES = {  # stem under results/ -> (section of the index, what it is)
     "paper/table1": ("Tables", "the paper's Table 1 (arXiv 2505.19527v3), copied by hand"),
     "paper/ironing/ironing": ("Figures", "the 1-D ironing figure: f, the exact ball's envelope u_ρ and the "
                                           "trajectories (experiments.ironing, SPEC \"The ideal ball\")"),
+    "paper/ironing/ablation": ("Figures", "the authors' 1-D demo and its one-choice ablation toward rbo.RBO"),
+    "paper/ironing/theory": ("Figures", "Lemma 1, Propositions 2 and 3 measured on the exact ball and on rbo.RBO"),
     "gpu/throughput": ("Other files", "measured GPU throughput (scripts/bench/gpu_check.py), read by the plan"),
 }
 EXPERIMENT_FILES = {  # name under results/<experiment>/ (then _<dataset>_<model>) -> (section, what it is)
