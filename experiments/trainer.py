@@ -40,11 +40,13 @@ from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
 from experiments.optim import build_optimizer, check_optimizer_config, evals_per_step
 from experiments.preflight import check_free_space, check_job, dataset_files
-from experiments.wandb_logger import NullLogger, make_logger, resolve_mode
+from experiments.wandb_logger import NullLogger, make_logger, offline_runs, resolve_mode
 from rbo.common import DivergenceError, global_sq_norm
 
 LOGGERS = ("none", "wandb")
 WARMUP_STEPS = 3  # the first steps each process runs (lazy init, allocator, kernel choice): warmup_seconds
+PROGRESS_SECONDS = 60.0  # a progress line within an epoch at least this often ...
+PROGRESS_PARTS = 10  # ... and at least every tenth of the epoch, whichever comes first (issue 25)
 
 log = logging.getLogger(__name__)  # under Hydra: the console and <hydra output dir>/train.log
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -200,6 +202,8 @@ class Trainer:
         self._t0: float | None = None  # training clock, running while not None
         self._steps_here = 0  # optimizer steps this process ran (the first WARMUP_STEPS are warm-up)
         self._started_here = time.monotonic()  # for the log lines' elapsed time and ETA
+        self._last_line = self._started_here  # when the last start, progress or epoch line was written
+        self._progress_part = 0  # tenths of the current epoch that the last progress line had reached
         self._first_epoch = 0  # the epoch this process started from (set by _train, which resumes)
         self.bar = tqdm(disable=True)  # _train opens the run's progress bar; _epoch alone (a benchmark) draws none
 
@@ -399,21 +403,61 @@ class Trainer:
             self.counters[key] = self.counters.get(key, 0.0) + time.perf_counter() - self._t0  # old checkpoints: none
             self._t0 = None
 
+    def _elapsed_eta(self, position: float, now: float) -> tuple[str, str]:
+        """This process's elapsed time and the run's ETA at ``position`` (epochs, fractional)."""
+        elapsed = now - self._started_here
+        done_here = position - self._first_epoch
+        eta = elapsed / done_here * (self.cfg.epochs - position) if done_here > 0 else math.nan
+        return _duration(elapsed), _duration(eta)
+
+    def _log_progress(self, epoch: int) -> None:
+        """A line within the epoch (issue 25) when :data:`PROGRESS_SECONDS` have passed since the last line or the
+        epoch has crossed another 1/:data:`PROGRESS_PARTS` of its batches, whichever comes first; in redirected
+        output too, where the bar is off. Batches, the epoch's running train loss and accuracy, evaluations,
+        elapsed time and ETA. Its host sync is not training time."""
+        n, done, now = len(self.train_loader), self.closure.consumed, time.monotonic()
+        part = done * PROGRESS_PARTS // n
+        if done >= n or (part <= self._progress_part and now - self._last_line < PROGRESS_SECONDS):
+            return
+        self._clock_stop()
+        train_loss, train_acc = self.closure.train_means()
+        log.info("epoch %d/%d %d%% (%d/%d batches) train_loss %.4f train_acc %.4f grad_evals %d elapsed %s eta %s",
+                 epoch, self.cfg.epochs, 100 * done // n, done, n, train_loss, train_acc, self.counters["grad_evals"],
+                 *self._elapsed_eta(self._position(), now))
+        self._progress_part, self._last_line = part, now
+
     def _log_epoch(self, row: dict) -> None:
         """One line per epoch: losses, accuracies, evaluations, this process's elapsed time and the run's ETA."""
-        elapsed = time.monotonic() - self._started_here
-        done_here = row["epoch"] - self._first_epoch
-        eta = elapsed / done_here * (self.cfg.epochs - row["epoch"]) if done_here > 0 else math.nan
+        now = time.monotonic()
         log.info("epoch %d/%d train_loss %.4f val_acc %.4f test_acc %.4f grad_evals %d elapsed %s eta %s",
                  math.ceil(row["epoch"]), self.cfg.epochs, row["train_loss"], row["val_acc"], row["test_acc"],
-                 row["grad_evals"], _duration(elapsed), _duration(eta))
+                 row["grad_evals"], *self._elapsed_eta(row["epoch"], now))
+        self._progress_part, self._last_line = 0, now
+
+    def _wandb_destination(self) -> str:
+        """Where the run's W&B rows went, for the end line: not logged (``logger=none``, ``logger.mode=disabled``),
+        this job's offline folder (and the command that uploads it), or the online run."""
+        logger = self.cfg.logger
+        mode = resolve_mode(logger.mode) if logger.name == "wandb" else None
+        if mode is None or mode == "disabled":
+            return f"W&B not logged ({'logger.mode=disabled' if mode else f'logger={logger.name}'})"
+        folder = self.dir / ".wandb"
+        if mode == "offline":
+            jobs = offline_runs(folder, self.run_id)
+            where = jobs[-1].parent if jobs else folder
+            return f"W&B offline in {where} (upload: wandb sync {where})"
+        return f"W&B online: run {self.run_id} of project {logger.project} (local files in {folder})"
 
     def _log_end(self, summary: dict) -> None:
+        """The run's last line: status, final accuracies, this job's wall time, the run's gradient evaluations,
+        where W&B's files went (:meth:`_wandb_destination`) and the record."""
         final = summary["final"]
         level = {"completed": logging.INFO, "diverged": logging.WARNING}.get(summary["status"], logging.ERROR)
-        log.log(level, "end %s after %.2f epochs: test_acc %s val_acc %s; record %s", summary["status"],
-                summary["epochs_completed"], *(f"{final[k]:.4f}" if final[k] is not None else "n/a"
-                                               for k in ("test_acc", "val_acc")), self.dir)
+        log.log(level, "end %s after %.2f epochs: test_acc %s val_acc %s; wall %s, grad_evals %d; %s; record %s",
+                summary["status"], summary["epochs_completed"],
+                *(f"{final[k]:.4f}" if final[k] is not None else "n/a" for k in ("test_acc", "val_acc")),
+                _duration(time.monotonic() - self._started_here), summary["cost"]["grad_evals"],
+                self._wandb_destination(), self.dir)
 
     @torch.no_grad()
     def _evaluate(self) -> dict:
@@ -511,6 +555,7 @@ class Trainer:
             for k, v in diag.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
             bar.update(closure.consumed - before)
+            self._log_progress(epoch)
             if self.counters["step"] % log_every == 0:
                 self._clock_stop()
                 loss = self._log_step(diag)
