@@ -83,6 +83,20 @@ test: lint ## Ruff, then every test but the slow ones (what CI runs)
 test-all: lint ## Every test, slow ones included
 	$(VENV)/bin/pytest -q
 
+SLURM_CLUSTER := scripts/slurm/local_cluster.sh
+.PHONY: slurm-up slurm-down test-slurm
+
+slurm-up: ## A one-node SLURM on this machine for hydra/launcher=slurm (as root, installs slurm-wlm and munge)
+	$(SLURM_CLUSTER) up
+
+slurm-down: ## Cancel the local SLURM's jobs and stop exactly the daemons slurm-up started
+	$(SLURM_CLUSTER) down
+
+test-slurm: $(STAMP) ## The sweep tests on a real SLURM: slurm-up, the slurm tests, slurm-down (even if they fail)
+	@was_up=$$($(SLURM_CLUSTER) status >/dev/null && echo yes); status=0; \
+	$(SLURM_CLUSTER) up && $(VENV)/bin/pytest -m slurm -q tests/test_slurm_cluster.py || status=1; \
+	[ -n "$$was_up" ] || $(SLURM_CLUSTER) down || status=1; exit $$status
+
 plan: $(STAMP) ## Pre-flight, runs, finished, cost of the rest on DEVICE: of EXPERIMENTS='a b' (timed), else of all (counts)
 	$(PLAN) $(or $(EXPERIMENTS),--no-timing $(call present,$(PAPER) $(REVIEW) $(QUICK) $(FASHION) $(FASHION_CPU) \
 		$(REVIEW_CPU))) $(OVERRIDES)
