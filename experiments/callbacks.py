@@ -1,7 +1,7 @@
 """Hydra callbacks of ``experiments.train`` (``hydra.callbacks`` in conf/config.yaml).
 
 Imported by every Hydra run, skipped ones included: torch and the data modules are imported only when a multirun
-starts, so a finished run is still skipped before torch is imported.
+has jobs to check, so finished runs are still skipped before torch is imported.
 """
 
 from __future__ import annotations
@@ -53,11 +53,14 @@ class Preflight(Callback):
         if jobs is None:
             return
         from experiments import records
-        from experiments.errors import exit_refused
-        from experiments.preflight import PreflightError, preflight
 
         cfgs = [job_config(config, overrides) for overrides in jobs]
         pending = [c for c in cfgs if records.finished_status(records.run_dir(records.to_container(c))) is None]
+        if not pending:  # a finished sweep is skipped job by job without importing torch
+            return
+        from experiments.errors import exit_refused
+        from experiments.preflight import PreflightError, preflight
+
         try:
             to_fetch = preflight(pending)
         except PreflightError as refusal:

@@ -76,6 +76,20 @@ def test_a_multirun_checks_every_job_before_the_first_starts(runs_dir, tmp_path)
     assert not runs_dir.exists() and not (tmp_path / "multirun").exists()
 
 
+def test_a_finished_multirun_is_skipped_without_importing_torch(runs_dir, tmp_path):
+    """The pre-flight checks only jobs that will train: a sweep whose records are all finished skips each job
+    before torch is imported, the callback included."""
+    args = [*SMALL, "optimizer=sgd", "epochs=1", f"runs_dir={runs_dir}"]
+    for seed in (0, 1):
+        run(compose_config(*args, f"seed={seed}"))
+    code = ("import runpy, sys\nsys.argv = ['train', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('experiments.train', run_name='__main__')\n"
+            "finally:\n    print('torch imported:', 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, "-m", *args, "seed=0,1"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+    assert proc.stdout.count("skip: ") == 2 and "torch imported: False" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_missing_data_is_one_sentence(runs_dir, tmp_path):
     empty = tmp_path / "data"
     proc = train_cli(*SMALL, "dataset=mnist", f"data_dir={empty}", "dataset.download=false", f"runs_dir={runs_dir}",
