@@ -17,14 +17,14 @@ import importlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-# conf/: the repository's (a checkout, an editable install), else the copy a wheel ships as experiments/conf
-# (pyproject.toml maps the package experiments.conf to conf/). Hydra's config_path in experiments.train.
-_REPO_CONF = Path(__file__).resolve().parents[1] / "conf"
-CONF_DIR = _REPO_CONF if (_REPO_CONF / "config.yaml").is_file() else Path(__file__).resolve().parent / "conf"
+# conf/ of the checkout the suite runs from (the wheel ships only rbo and baselines: README "Install"). Hydra's
+# config_path in experiments.train.
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 # Keys that change where or how a run is reported, never its numbers: left out of the run_id.
 OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "device", "on_change",
@@ -32,6 +32,16 @@ OUTPUT_ONLY_KEYS = ("runs_dir", "data_dir", "logger", "progress", "log_every", "
 # Options added after records existed, with the value that runs before them had: left out of the run_id at that
 # value (a record that lacks one ran at it), so adding an option does not orphan every earlier record.
 ADDED_KEYS = {"dataset.shuffle": True}
+# Registry keys of an optimizer (README "Adding an optimizer"): how it is built, driven and shown, not what it
+# computes (its ``name`` and hyperparameters say that). Left out of the run_id and of a record's ``hyper``.
+REGISTRY_KEYS = tuple(f"optimizer.{key}" for key in ("_target_", "_partial_", "display_name", "colour", "marker",
+                                                     "role", "order", "protocol", "create_graph"))
+
+
+def without_registry_keys(config: dict) -> dict:
+    """A resolved run config without :data:`REGISTRY_KEYS` (a copy): what ``run_id`` hashes and ``hyper`` records."""
+    optimizer = {k: v for k, v in config["optimizer"].items() if f"optimizer.{k}" not in REGISTRY_KEYS}
+    return {**config, "optimizer": optimizer}
 
 
 # ---- choices: any other value fails at composition (str enums: ``cfg.precision == "bf16"`` still holds) -----
@@ -65,6 +75,21 @@ class Metric(StrEnum):  # a run's final/* values (records.FINAL_KEYS)
     test_acc = "test_acc"
 
 
+class Protocol(StrEnum):  # how the trainer drives an optimizer's step (experiments.optim.StepDriver)
+    plain = "plain"  # the closure's forward and backward, then step(): torch.optim's own
+    closure = "closure"  # step(closure), which calls the closure (LBFGS, RBO, the suite's SAM, Entropy-SGD)
+    grad_then_closure = "grad_then_closure"  # one forward and backward, then step(closure) (pytorch-optimizer's SAM)
+
+
+class Role(StrEnum):  # what an optimizer is in this suite: tables and figures order and style by it
+    paper = "paper"  # the paper's Table 1 optimizers
+    variant = "variant"  # RBO with another projection
+    control = "control"  # asks what RBO's ball contributes (issue 7)
+    tuned = "tuned"  # baselines the reviewers asked for, tuned on validation
+    zoo = "zoo"  # third-party optimizers (conf/experiment/zoo*)
+    custom = "custom"  # optimizer=custom: any importable class
+
+
 class WandbMode(StrEnum):
     online = "online"
     offline = "offline"
@@ -75,8 +100,31 @@ class WandbMode(StrEnum):
 
 @dataclass
 class OptimizerConfig:
-    name: str = MISSING  # the factory key, see experiments.optim.OPTIMIZERS
+    """The keys every optimizer has: its ``name`` (the file's name in conf/optimizer/, in every record), ``lr``, and
+    the registry keys (:data:`REGISTRY_KEYS`) that say how it is built (``_target_``, a class or function taking
+    ``params`` and the other keys as keyword arguments, by :func:`hydra.utils.instantiate`), driven and shown. A
+    subclass's fields are the constructor's keyword arguments, except :attr:`trainer_keys`."""
+
+    trainer_keys: ClassVar[tuple[str, ...]] = ("name",)  # read by the suite, never passed to the constructor
+    name: str = MISSING
     lr: float | None = MISSING  # null only where the optimizer derives it (sgd_effective_lr)
+    _target_: str = MISSING  # an importable optimizer class, or a function returning one (experiments.optim.sam)
+    _partial_: bool = True  # instantiate returns a partial; the trainer passes params (and seed, if it takes one)
+    display_name: str = MISSING  # for tables and legends
+    colour: str | None = None  # a matplotlib colour; null: the figure picks one
+    marker: str | None = None  # a matplotlib marker; null: the figure picks one
+    role: Role = MISSING
+    order: int | None = None  # position among its role (experiments.registry); null: after the numbered ones
+    protocol: Protocol = MISSING
+    create_graph: bool = False  # its step needs Hessian-vector products: gradients keep their graph
+
+
+@dataclass
+class AnyOptimizerConfig(OptimizerConfig):
+    """Any importable optimizer (``optimizer=custom``, the zoo): ``_target_`` with every constructor argument but
+    ``params`` and ``lr`` in ``kwargs``, checked by building it on a stand-in parameter (experiments.optim)."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +148,7 @@ class SGDEffectiveLRConfig(SGDConfig):
     """SGD at RBO's measured effective learning rate (``sgd_effective_lr``, issue 7's control). ``lr: null``
     resolves it from the completed ``reference`` runs (experiments.controls.resolve_effective_lr)."""
 
+    trainer_keys: ClassVar[tuple[str, ...]] = ("name", "reference")
     reference: str = "rbo"
 
 
@@ -254,7 +303,7 @@ def objective(cfg, summary: dict | None) -> float | None:
 SCHEMAS: dict[str, dict[str, type]] = {
     "optimizer": {"sgd": SGDConfig, "sgd_k_steps": SGDKStepsConfig, "sgd_effective_lr": SGDEffectiveLRConfig,
                   "adamw": AdamWConfig, "sam": SAMConfig, "entropy_sgd": EntropySGDConfig,
-                  "rbo": RBOConfig},
+                  "rbo": RBOConfig, "any": AnyOptimizerConfig},
     "dataset": {"base": DatasetConfig},
     "model": {"base": ModelConfig, "vgg9": VGG9Config, "wrn": WRNConfig},
     "logger": {"none": LoggerConfig, "wandb": WandbConfig},

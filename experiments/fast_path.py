@@ -28,7 +28,7 @@ Choices (issue 13, "What to build"):
   shape (the epoch's last, smaller batch) is evaluated eagerly by the wrapped closure: nothing is dropped, so
   epochs, evaluation counts and data order are the eager path's.
 - Gradients: the graphs write ∇f into one static buffer per parameter (``torch.autograd.grad`` and one foreach
-  copy), attached as ``p.grad`` before every step. Where the eager closure allocates new gradient tensors per
+  copy), attached as ``p.grad`` after every replay. Where the eager closure allocates new gradient tensors per
   evaluation, a replay overwrites the previous evaluation's gradients in place: an optimizer must not keep a
   gradient tensor across evaluations (none of the suite's does; the gpu tests compare every step). Every
   trainable parameter must take part in the loss.
@@ -235,7 +235,6 @@ class GraphedClosure:
                 return None
             self.graphs = self.make_graphs(x, y)
         self.closure = closure
-        self.graphs.attach_grads()
         if "closure" in kwargs:
             return args, {**kwargs, "closure": self}
         return (args[0], self, *args[2:]), kwargs
@@ -245,13 +244,15 @@ class GraphedClosure:
         if advance:
             closure._take()  # none left: stay on the current minibatch (Closure's rule)
         x, y = closure.batch
-        if x.shape != graphs.x.shape:  # the epoch's last, smaller batch (pre_step re-attaches the gradients)
+        if x.shape != graphs.x.shape:  # the epoch's last, smaller batch: the eager closure sets p.grad itself
             return closure()
         if closure.batch is not self._staged:
             graphs.stage(x, y)
             self._staged = closure.batch
         first = closure.first and not closure.diagnostic
         graphs.replay(update_stats=first)
+        graphs.attach_grads()  # p.grad: this evaluation's gradient, as after an eager one (a step may have set it
+        # to None, as pytorch-optimizer's SAM does, and the gradient already there may be a short batch's)
         closure.counters["diag_evals" if closure.diagnostic else "grad_evals"] += 1
         if first:
             closure.first = False

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from omegaconf import OmegaConf
 
-from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS
+from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS, without_registry_keys
 from experiments.errors import Refusal
 
 FINISHED = ("completed", "diverged")  # a rerun of these is skipped; running/failed ones resume
@@ -67,9 +67,10 @@ def to_container(cfg: Any) -> dict:
 
 
 def run_id(config: dict) -> str:
-    """12 hex digits of the sha256 of the resolved config without :data:`OUTPUT_ONLY_KEYS`, and without each of
-    :data:`ADDED_KEYS` that holds the value runs had before it existed."""
-    identity = {k: v for k, v in config.items() if k not in OUTPUT_ONLY_KEYS}
+    """12 hex digits of the sha256 of the resolved config without :data:`OUTPUT_ONLY_KEYS` and the optimizer's
+    registry keys (:data:`experiments.config.REGISTRY_KEYS`), and without each of :data:`ADDED_KEYS` that holds the
+    value runs had before it existed."""
+    identity = {k: v for k, v in without_registry_keys(config).items() if k not in OUTPUT_ONLY_KEYS}
     for key, before in ADDED_KEYS.items():
         *parents, leaf = key.split(".")
         node = identity
@@ -410,7 +411,7 @@ def build_summary(config: dict, *, status: str, metrics: list[dict], counters: d
         "run_id": run_id(config), "experiment": config["experiment_name"], "status": status,
         "epochs": config["epochs"], "epochs_completed": epochs_completed,
         "optimizer": config["optimizer"]["name"], "dataset": config["dataset"]["name"],
-        "model": config["model"]["name"], "seed": config["seed"], "hyper": dict(config["optimizer"]),
+        "model": config["model"]["name"], "seed": config["seed"], "hyper": without_registry_keys(config)["optimizer"],
         "final": {k: last.get(k, math.nan) for k in FINAL_KEYS},
         "cost": {
             "grad_evals": counters["grad_evals"], "diag_evals": counters["diag_evals"],

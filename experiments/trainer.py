@@ -1,12 +1,15 @@
-"""The one training loop (issue 5): every optimizer through ``optimizer.step(closure)``, honest cost
-accounting, evaluation rows, run records with per-epoch checkpoints, resume, divergence and failure records.
+"""The one training loop (issue 5): every optimizer driven by its declared protocol (``plain``, ``closure``,
+``grad_then_closure``: :class:`experiments.optim.StepDriver`), honest cost accounting, evaluation rows, run
+records with per-epoch checkpoints, resume, divergence and failure records.
 
 Record format: README.md ("Run records"); how it is written: :mod:`experiments.records`.
 
 - The closure (:class:`Closure`, the protocol of :mod:`rbo.common`) zero-grads, runs the forward pass on the
   current minibatch (bf16 autocast if ``precision=bf16``), back-propagates ``loss_scale`` × mean
   cross-entropy and returns it; ``closure(advance=True)`` first moves to the next minibatch of the epoch
-  (Entropy-SGD with fresh batches). Gradient evaluations are counted here, never taken from an optimizer.
+  (Entropy-SGD with fresh batches). Gradient evaluations are counted here, never taken from an optimizer (RBO's
+  ``step_evals`` adds its Hessian-vector products); every evaluation after a step's first leaves BatchNorm running
+  statistics alone, whoever calls it (SPEC §1, §2).
 - Train loss/accuracy are running means of the FIRST evaluation of each step (plain cross-entropy, without
   ``loss_scale``), kept on the device; validation and test run in eval mode under ``torch.no_grad`` and
   are excluded from ``train_seconds``.
@@ -38,10 +41,10 @@ from experiments import fast_path, records
 from experiments.config import Config
 from experiments.data import DATASETS, DeviceLoader, load_dataset
 from experiments.models import MODELS, build_model
-from experiments.optim import build_optimizer, check_optimizer_config, evals_per_step
+from experiments.optim import StepDriver, build_optimizer, check_optimizer_config, evals_per_step
 from experiments.preflight import check_free_space, check_job, dataset_files
 from experiments.wandb_logger import NullLogger, make_logger, offline_runs, resolve_mode
-from rbo.common import DivergenceError, global_sq_norm
+from rbo.common import DivergenceError, frozen_running_stats, global_sq_norm
 
 LOGGERS = ("none", "wandb")
 WARMUP_STEPS = 3  # the first steps each process runs (lazy init, allocator, kernel choice): warmup_seconds
@@ -115,7 +118,9 @@ def resolve_device(name: str) -> torch.device:
 
 class Closure:
     """``closure(advance=False, create_graph=False)`` on the current minibatch, for ``optimizer.step``
-    (protocol: rbo/common.py; ``create_graph`` keeps the gradients' graph for Hessian-vector products).
+    (protocol: rbo/common.py). ``create_graph`` keeps the gradients' graph for Hessian-vector products: the
+    gradients come from ``torch.autograd.grad`` and are assigned, so no parameter holds a reference cycle through
+    its ``.grad`` (what ``backward(create_graph=True)`` would make); the step's driver frees the graph after it.
 
     :meth:`next_step` takes the next minibatch of the epoch and marks the coming evaluation as the step's
     first (recorded for the train running means). Evaluations count as ``grad_evals``, or as ``diag_evals``
@@ -152,14 +157,20 @@ class Closure:
         if advance:
             self._take()  # none left: stay on the current minibatch
         x, y = self.batch
+        first = self.first and not self.diagnostic
         self.model.zero_grad(set_to_none=True)
-        with self.autocast():
+        with self.autocast(), nullcontext() if first else frozen_running_stats():
             logits = self.model(x)
         ce = F.cross_entropy(logits.float(), y)
         loss = ce * self.loss_scale if self.loss_scale != 1.0 else ce
-        loss.backward(create_graph=create_graph)
+        if create_graph:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            for p, grad in zip(params, torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)):
+                p.grad = grad
+        else:
+            loss.backward()
         self.counters["diag_evals" if self.diagnostic else "grad_evals"] += 1
-        if self.first and not self.diagnostic:
+        if first:
             self.first = False
             self.first_loss = ce.detach()
             self.loss_sum += self.first_loss * y.shape[0]
@@ -284,6 +295,10 @@ class Trainer:
                                  image_size=data.image_size, **options).to(self.device)
         self.optimizer = build_optimizer(cfg.optimizer, self.model, seed=cfg.seed)
         self.graphed_closure = fast_path.install(cfg, self.model, self.optimizer)  # tf32, channels_last, graphs
+        # the optimizer's protocol, and before any step: a closure that can keep the graph if the step needs it
+        closure_call = type(self.graphed_closure).__call__ if self.graphed_closure else Closure.__call__
+        self.step_driver = StepDriver(self.optimizer, cfg.optimizer, closure_call=closure_call,
+                                      graphed=self.graphed_closure)
         self.scheduler = None
         if cfg.scheduler == "cosine":
             steps = len(self.train_loader)
@@ -540,10 +555,9 @@ class Trainer:
         self._clock_start()
         while closure.next_step():
             before, evals_before = closure.consumed - 1, self.counters["grad_evals"]
-            self.optimizer.step(closure)
-            charged = getattr(self.optimizer, "step_evals", None)  # RBO: Hessian-vector products included
-            if charged is not None:
-                self.counters["grad_evals"] = evals_before + charged
+            spent = self.step_driver(closure)
+            self.counters["grad_evals"] = evals_before + spent
+            self.step_cost = max(self.step_cost, spent)  # the caps plan with the most a step has cost
             if self.scheduler is not None:
                 self.scheduler.step()
             self.counters["step"] += 1
