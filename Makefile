@@ -70,6 +70,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[bench,dev]'
+# the wheel ships rbo and baselines alone; the suite (experiments, scripts) runs from this checkout, put on the path
+	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "rbo_bench_checkout.pth").write_text("$(CURDIR)\n")'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with its dev extra (once; again only if pyproject.toml changes)
