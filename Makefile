@@ -35,6 +35,7 @@ REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matche
 QUICK := quick/table1 quick/heatmap quick/controls_effective_lr
 FASHION := fashion/table1 fashion/controls_effective_lr fashion/heatmap
 FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr fashion_cpu/convergence
+ZOO_CPU := zoo_cpu/sgd_family zoo_cpu/lion zoo_cpu/adahessian zoo_cpu/rbo
 REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/tuned_fashion \
               review_cpu/tuned_fashion_adamw review_cpu/tuned_fashion_rbo review_cpu/loss_scale review_cpu/loss_scale_fashion \
               review_cpu/compute_matched review_cpu/compute_matched_fashion review_cpu/inner_solver_sgd review_cpu/inner_solver \
@@ -58,7 +59,7 @@ define sweep
 
 endef
 
-.PHONY: help install lint test test-all experiments quick reproduce review fashion fashion-cpu review-cpu plan \
+.PHONY: help install lint test test-all experiments quick reproduce review fashion fashion-cpu review-cpu zoo-cpu plan \
 	tables figures ironing evidence bench clean
 
 help: ## List the targets and their variables (target names in colour in a terminal)
@@ -133,6 +134,11 @@ fashion-cpu: ## Fashion-MNIST at CPU scale: Table 1, the effective-lr control, 5
 review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, inner solver, loss scale
 	$(call launch,$(REVIEW_CPU))
 	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(REVIEW_CPU))"
+
+zoo-cpu: $(STAMP) ## Third-party optimizers (the zoo extra, installed here) beside SAM and RBO, Fashion-MNIST / MLP, CPU
+	@$(PY) -c 'import pytorch_optimizer' 2>/dev/null || $(PY) -m pip install --quiet -e '.[zoo]'
+	$(call launch,$(ZOO_CPU))
+	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(ZOO_CPU))"
 
 # `make tables figures` reads the records once: the tables' pass draws the figures too.
 tables: $(STAMP) $(IRONING_RECORD) ## Tables, claims.md and index from results/records (committed) and RUNS
