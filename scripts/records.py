@@ -32,7 +32,7 @@ from omegaconf import MISSING
 from experiments import config as _config
 from experiments.config import ADDED_KEYS, OUTPUT_ONLY_KEYS, Config
 from experiments.data import dataset_shape
-from experiments.records import FINAL_KEYS, atomic_write
+from experiments.records import FINAL_KEYS, atomic_write, summary_problems
 
 STATUSES = ("running", "completed", "diverged", "failed")
 FINISHED_STATUSES = ("completed", "diverged", "failed")  # a result (a diverged or failed run counts, never dropped)
@@ -58,8 +58,6 @@ BLOWUP_FACTOR = 10.0
 BLOWUP_RULE = (f"a run whose final training loss is non-finite or above {BLOWUP_FACTOR:g} × ln(classes) (ten times the "
                "cross-entropy of a uniform guess, about what a fresh classifier starts from) diverged, whatever its "
                "record says: a finite blow-up is not a result to average")
-ACCURACY_KEYS = ("train_acc", "val_acc", "test_acc")
-COUNTER_KEYS = ("grad_evals", "diag_evals", "examples", "train_seconds")
 
 
 class RecordWarning(UserWarning):
@@ -208,14 +206,10 @@ def damage(summary: dict, config: dict | None, metrics: pd.DataFrame | None) -> 
     finished = summary["status"] in FINISHED_STATUSES
     if finished and config is None:
         return "no readable config.yaml (rerunning the same config restores it)"
-    final, cost = summary.get("final") or {}, summary.get("cost") or {}
-    bad = [f"final.{k}={final[k]!r}" for k in ACCURACY_KEYS if not 0 <= number(final.get(k)) <= 1
-           and final.get(k) is not None and not math.isnan(number(final.get(k)))]
-    bad += [f"cost.{k}={cost[k]!r}" for k in COUNTER_KEYS if number(cost.get(k)) < 0]
-    if number(summary.get("epochs_completed")) < 0:
-        bad.append(f"epochs_completed={summary['epochs_completed']!r}")
+    bad = summary_problems(summary)  # the same test the trainer's rerun applies before it retrains a record
     if bad:
-        return f"summary.json out of range: {', '.join(bad)} (accuracies lie in [0, 1], counters are >= 0)"
+        return f"summary.json out of range: {'; '.join(bad)}"
+    final, cost = summary.get("final") or {}, summary.get("cost") or {}
     if metrics is None or summary["status"] != "completed" or "test_acc" not in metrics:
         return None
     rows = metrics[metrics["trigger"].astype(str) != "budget"]

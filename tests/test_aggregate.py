@@ -83,7 +83,8 @@ def write_run(root, *, experiment="paper/table1", optimizer="sgd", dataset="mnis
 
     done = status == "completed"
     final = {"train_loss": final_loss, "train_acc": final_acc, "val_loss": 1.0,
-             "val_acc": val(epochs) if val_size else None, "test_loss": 1.0, "test_acc": final_acc} if done else None
+             "val_acc": val(epochs) if val_size else None, "test_loss": 1.0, "test_acc": final_acc} if done else \
+        dict.fromkeys(("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"))  # NaN -> null
     grad_evals = last * steps_per_epoch * evals_per_step
     summary = {
         "run_id": run_id, "experiment": experiment, "status": status, "epochs": epochs, "epochs_completed": last,

@@ -31,9 +31,9 @@ def edit_summary(folder: Path, **changes) -> None:
 
 
 @pytest.mark.parametrize("change, why", [
-    ({"final__test_acc": 7.5}, "final.test_acc=7.5"),
-    ({"final__val_acc": -1}, "final.val_acc=-1"),
-    ({"cost__grad_evals": -5}, "cost.grad_evals=-5"),
+    ({"final__test_acc": 7.5}, "final test_acc 7.5"),
+    ({"final__val_acc": -1}, "final val_acc -1"),
+    ({"cost__grad_evals": -5}, "cost grad_evals -5"),
     ({"final__test_acc": 0.5}, "disagrees with metrics.csv"),
     ({"cost__grad_evals": 3}, "below metrics.csv"),
 ])
@@ -94,12 +94,12 @@ def test_only_what_the_sweeps_launch_is_evidence(tmp_path):
     from experiments.records import to_container
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfgs = [compose("config", overrides=["experiment=quick/heatmap", "optimizer.radius=2", "optimizer.lr=1",
-                                             "seed=0", f"runs_dir={tmp_path}", *extra]) for extra in ([], ["epochs=20"])]
+        base = ["experiment=quick/heatmap", "optimizer.radius=2", "optimizer.lr=1", "seed=0", f"runs_dir={tmp_path}"]
+        cfgs = [compose("config", overrides=[*base, *extra]) for extra in ([], ["epochs=20"])]
     for cfg in cfgs:
         config = json.loads(json.dumps(to_container(cfg)))  # plain types, as config.yaml holds them
-        write_run(tmp_path, experiment="quick/heatmap", optimizer="rbo", dataset="mnist_subset", epochs=config["epochs"],
-                  hyper=config["optimizer"], evals_per_step=100, config=config)
+        write_run(tmp_path, experiment="quick/heatmap", optimizer="rbo", dataset="mnist_subset",
+                  epochs=config["epochs"], hyper=config["optimizer"], evals_per_step=100, config=config)
     records = load_records(tmp_path)
     kept = evidence.only_launched(records, evidence.launched(["quick/heatmap"]))
     assert list(kept.runs["epochs"]) == [1.0] and kept.ad_hoc == {"quick/heatmap": 1}
@@ -149,14 +149,14 @@ def test_a_fresh_clone_rebuilds_the_committed_tables_from_the_committed_records(
     assert built and all((out / p).read_bytes() == (REPO / "results" / p).read_bytes() for p in built), built
 
 
-def test_committed_records_are_compact_and_launched():
-    if not COMMITTED.is_dir():
-        pytest.skip("no committed evidence in this checkout")
+def test_committed_records_are_compact():
+    configs = [yaml.safe_load(p.read_text()) for p in COMMITTED.rglob("config.yaml")]
+    if not configs:
+        pytest.skip("no committed run records in this checkout")
     files = [p for p in COMMITTED.rglob("*") if p.is_file()]
     names = {p.name for p in files} - {"record.json"}
     assert names <= set(evidence.COMPACT_FILES), names
-    configs = [yaml.safe_load(p.read_text()) for p in COMMITTED.rglob("config.yaml")]
-    assert configs and all("runs_dir" in c for c in configs)
+    assert all("runs_dir" in c for c in configs)
     size = sum(p.stat().st_size for p in files)
     assert size < 40 * 2 ** 20, f"{size / 2 ** 20:.1f} MiB of committed records"
     assert pd.Series([p.parent.name for p in COMMITTED.rglob("summary.json")]).is_unique
