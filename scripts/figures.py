@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from experiments.registry import optimizer_info
 from scripts.frame import BLOCK, Frame, block_title
 from scripts.records import atomic_write
 
@@ -51,21 +52,24 @@ class Style:
     linestyle: str | tuple = "-"
 
 
-STYLES = {
-    "rbo": Style("RBO", "RBO", "tab:red", "o"),
-    "rbo_gauss_newton": Style("RBO (Gauss–Newton projection)", "RBO", "tab:orange", "D"),
-    "rbo_newton": Style("RBO (Newton projection)", "RBO", "darkred", "p"),
-    "sgd": Style("SGD", "baseline", "tab:blue", "s"),
-    "entropy_sgd": Style("Entropy-SGD", "baseline", "tab:purple", "v"),
-    "sam": Style("SAM", "baseline", "tab:green", "^"),
-    "sgd_momentum": Style("SGD + momentum", "baseline", "tab:cyan", "P"),
-    "sam_momentum": Style("SAM + momentum", "baseline", "tab:olive", "*"),
-    "asam": Style("ASAM", "baseline", "tab:pink", "h"),
-    "adamw": Style("AdamW", "baseline", "tab:brown", "X"),
-    "rbo_radius0": Style("RBO (ρ = 0)", "control", "0.15", "o", (0, (6, 2))),
-    "sgd_k_steps": Style("SGD × K steps", "control", "0.4", "s", (0, (3, 1.5))),
-    "sgd_effective_lr": Style("SGD at RBO's step", "control", "0.6", "D", (0, (6, 2, 1, 2))),
-}
+CONTROL_DASHES = ((0, (6, 2)), (0, (3, 1.5)), (0, (6, 2, 1, 2)), (0, (1, 1)))  # one per control, in registry order
+
+
+def registry_styles() -> dict[str, Style]:
+    """Per optimizer, its style from the registry (``conf/optimizer/*.yaml``: ``display_name``, ``colour``,
+    ``marker``, ``role``): RBO and its variants warm and solid, the others solid, controls grey and dashed."""
+    styles, controls = {}, 0
+    for name, info in optimizer_info().items():
+        if info.role == "control":
+            role, dash = "control", CONTROL_DASHES[controls % len(CONTROL_DASHES)]
+            controls += 1
+        else:
+            role, dash = ("RBO" if info.target == "rbo.RBO" else "baseline"), "-"
+        styles[name] = Style(info.display_name, role, info.colour or "tab:gray", info.marker or "o", dash)
+    return styles
+
+
+STYLES = registry_styles()
 SETTING_SYMBOLS = {"lr": "η", "radius": "ρ", "proj_steps": "K", "proj_lr": "γ"}
 PALETTE = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "navy", "gold", "teal")  # several settings of one optimizer (a ρ × η sweep)

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.registry import optimizer_info
 from scripts.records import PAPER_SCALE, STATUSES, TIER_OF_DATASET, Records, number
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_TABLE = ROOT / "results" / "paper" / "table1.csv"
 
-OPTIMIZERS = ("sgd", "entropy_sgd", "sam", "rbo", "rbo_radius0", "rbo_gauss_newton", "sgd_k_steps",
-              "sgd_effective_lr", "sgd_momentum", "adamw", "asam")
+OPTIMIZERS = tuple(optimizer_info())  # row order: the registry's (the paper's optimizers, variants, controls, ...)
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "mnist_subset", "synthetic")
 MODELS = ("mlp", "resnet6", "resnet8", "vgg9", "resnet18", "wrn16_8")
 BLOCK = ["experiment", "dataset", "model"]

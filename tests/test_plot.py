@@ -276,9 +276,13 @@ def test_accuracy_stays_linear_across_a_decade_and_settings_keep_their_optimizer
 
 
 def test_every_optimizer_of_the_suite_has_a_readable_name_and_style():
-    from experiments.optim import OPTIMIZERS
+    """Names and colours come from the registry (conf/optimizer/*.yaml), one entry per file, none from a list here."""
+    from experiments.registry import option_names
 
-    assert set(OPTIMIZERS) <= set(plot.STYLES), sorted(set(OPTIMIZERS) - set(plot.STYLES))
+    assert set(option_names()) - {"custom"} == set(plot.STYLES)
+    assert plot.STYLES["rbo_newton"].label == "RBO (Newton projection)" and plot.STYLES["rbo_newton"].role == "RBO"
+    assert plot.STYLES["rbo_radius0"].role == "control" and plot.STYLES["rbo_radius0"].linestyle != "-"
+    assert len({s.color for s in plot.STYLES.values()}) == len(plot.STYLES)
 
 
 def test_rbo_is_drawn_above_its_controls_and_coinciding_curves_are_named(tmp_path):
