@@ -14,7 +14,6 @@ then the measurements of each theory check, on the exact ball and on ``rbo.RBO``
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 from experiments.records import git_commit, now, source_sha256, write_json
 from rbo import RBO
+from rbo.common import backward
 from rbo.ideal_ball import Landscape, roll_envelope, roll_exact_projection
 from rbo.ironing import (
     DOMAIN,
@@ -249,12 +249,10 @@ def _newton_foot(theta0: float, radius: float) -> float:
     def closure(create_graph: bool = False) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss = (torch.sin(k2 * theta) / k2).sum()
-        loss.backward(create_graph=create_graph)
+        backward(loss, [theta], create_graph=create_graph)
         return loss
 
-    with warnings.catch_warnings():  # backward(create_graph=True) warns of a cycle; the step clears p.grad
-        warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
-        optimizer.step(closure)
+    optimizer.step(closure)
     return theta.item()
 
 

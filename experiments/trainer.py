@@ -44,7 +44,7 @@ from experiments.models import MODELS, build_model
 from experiments.optim import StepDriver, build_optimizer, check_optimizer_config, evals_per_step
 from experiments.preflight import check_free_space, check_job, dataset_files
 from experiments.wandb_logger import NullLogger, make_logger, offline_runs, resolve_mode
-from rbo.common import DivergenceError, frozen_running_stats, global_sq_norm
+from rbo.common import DivergenceError, backward, frozen_running_stats, global_sq_norm
 
 LOGGERS = ("none", "wandb")
 WARMUP_STEPS = 3  # the first steps each process runs (lazy init, allocator, kernel choice): warmup_seconds
@@ -163,12 +163,7 @@ class Closure:
             logits = self.model(x)
         ce = F.cross_entropy(logits.float(), y)
         loss = ce * self.loss_scale if self.loss_scale != 1.0 else ce
-        if create_graph:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            for p, grad in zip(params, torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)):
-                p.grad = grad
-        else:
-            loss.backward()
+        backward(loss, [p for p in self.model.parameters() if p.requires_grad], create_graph=create_graph)
         self.counters["diag_evals" if self.diagnostic else "grad_evals"] += 1
         if first:
             self.first = False

@@ -3,9 +3,10 @@
 The closure protocol (same as ``torch.optim.LBFGS``): ``closure()`` zero-grads, recomputes the loss on the
 current minibatch, back-propagates and returns the loss. An optimizer that needs a *new* minibatch (the
 original Entropy-SGD) calls ``closure(advance=True)``; one that needs Hessian-vector products (RBO with
-``projection="newton"``) calls ``closure(create_graph=True)``, and the closure must then back-propagate with
-``loss.backward(create_graph=True)`` so that every ``p.grad`` keeps its graph. Closures that never serve such
-an optimizer may ignore these arguments.
+``projection="newton"``) calls ``closure(create_graph=True)``, and the closure must then set every ``p.grad`` to a
+gradient that keeps its graph: ``torch.autograd.grad(loss, params, create_graph=True)``, assigned (not
+``loss.backward(create_graph=True)``, whose parameter-to-gradient reference cycle PyTorch warns leaks memory).
+Closures that never serve such an optimizer may ignore these arguments.
 
 BatchNorm: an optimizer that evaluates the loss several times per step wraps every evaluation but the first
 in :func:`frozen_running_stats`, so each step updates running statistics exactly once while every evaluation
@@ -58,6 +59,17 @@ def evaluate(closure: Closure, *, first: bool, **kwargs) -> torch.Tensor:
             return closure(**kwargs).detach()
         with frozen_running_stats():
             return closure(**kwargs).detach()
+
+
+def backward(loss: torch.Tensor, params: list[torch.Tensor], *, create_graph: bool = False) -> None:
+    """A closure's backward pass (module docstring): ``loss.backward()``, or with ``create_graph`` each ``p.grad``
+    assigned from ``torch.autograd.grad(..., create_graph=True)`` (a gradient that keeps its graph for
+    Hessian-vector products, without the reference cycle ``backward(create_graph=True)`` makes)."""
+    if not create_graph:
+        loss.backward()
+        return
+    for p, grad in zip(params, torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)):
+        p.grad = grad
 
 
 def require_closure(closure: Closure | None, name: str) -> Closure:

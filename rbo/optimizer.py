@@ -12,7 +12,7 @@ The step is the authors' (SPEC §1). θ are the parameters, f the loss on ONE mi
    - ``projection="gauss_newton"`` (beyond the paper): x ← x − (I + ∇f ∇fᵀ)⁻¹ v(x) by Sherman–Morrison;
    - ``projection="newton"`` (beyond the paper, issue 17): trust-region Newton–CG (Steihaug) with exact
      Hessian-vector products (double backward: the closure is called as ``closure(create_graph=True)`` and
-     must then call ``loss.backward(create_graph=True)``).
+     must then set each ``p.grad`` from ``torch.autograd.grad(loss, params, create_graph=True)``, rbo/common.py).
    The last two stop when ‖v‖ ≤ ``proj_tol``·‖v(θ)‖ or when K evaluations are spent, and return the best
    point they evaluated (the smallest F; a non-finite trial is never accepted).
 
@@ -404,8 +404,8 @@ def _require_create_graph(closure) -> None:
         inspect.signature(closure).bind(create_graph=True)
     except TypeError:
         raise ValueError("RBO(projection='newton') calls closure(create_graph=True) for Hessian-vector products; "
-                         "the closure must accept create_graph and call loss.backward(create_graph=create_graph) "
-                         "(protocol: rbo/common.py)") from None
+                         "the closure must accept create_graph and then set each p.grad from "
+                         "torch.autograd.grad(loss, params, create_graph=True) (protocol: rbo/common.py)") from None
 
 
 def _check_precision(param_groups) -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from rbo import RBO
+from rbo.common import backward
 from rbo.optimizer import HVP_COST
 
 K_VALUES = (1, 10, 100)
@@ -46,7 +47,7 @@ def cross_entropy_closure(model, optimizer, x, y, autocast: bool = False):
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
         loss = nn.functional.cross_entropy(logits.float(), y)
-        loss.backward(create_graph=create_graph)
+        backward(loss, list(model.parameters()), create_graph=create_graph)
         return loss
     return closure
 
