@@ -8,8 +8,9 @@ what happened; the tests assert on it:
 - ``slurm/tiny``: seeds 0-3 as one job array, ``array_parallelism=1``; seed 1 is cancelled (``scancel``) and seed 2
   preempted (``scontrol requeue``), each once its first epoch checkpoint exists; once the queue is empty the sweep
   is launched again. Seeds 1 and 2 are also trained uninterrupted, outside SLURM, for comparison.
-- ``slurm/over_time``: one run that never ends within its 2-minute limit, ``max_num_timeout=1``: submitit requeues it
-  once at the limit's warning signal, then records it failed, and ``scripts.plan --summary`` names it.
+- ``slurm/over_time``: one run that never ends within its 3-minute limit, ``max_num_timeout=1``: submitit requeues it
+  once at the limit's warning signal (USR2, 75 s before the limit: SLURM sends it up to 30 s early, and the job needs
+  time to start training first), then records it failed, and ``scripts.plan --summary`` names it.
 
 The experiment files are written into a temporary folder on Hydra's search path (as in tests/test_sweeps.py).
 """
@@ -210,8 +211,8 @@ def run_scenario(train, env: dict, root: Path, seen: dict) -> dict:
     common = (f"hydra.searchpath=[file://{search}]", f"runs_dir={runs}")
     seen.update(root=root, runs=runs, common=common)
 
-    over_time = train(*common, "experiment=slurm/over_time", *CPU_JOBS, "hydra.launcher.timeout_min=2",
-                      "hydra.launcher.signal_delay_s=50", "hydra.launcher.max_num_timeout=1",
+    over_time = train(*common, "experiment=slurm/over_time", *CPU_JOBS, "hydra.launcher.timeout_min=3",
+                      "hydra.launcher.signal_delay_s=75", "hydra.launcher.max_num_timeout=1",
                       f"hydra.sweep.dir={root / 'sweep_over_time'}")
     reference = train(common[0], f"runs_dir={root / 'reference'}", "experiment=slurm/tiny",
                       f"seed={CANCELLED},{PREEMPTED}", f"hydra.sweep.dir={root / 'sweep_reference'}")
@@ -271,8 +272,9 @@ def test_cancelled_and_preempted_runs_end_identical_to_uninterrupted_ones(scenar
 
 def test_a_run_over_its_time_limit_is_requeued_then_reported(scenario, cluster_env):
     rc, output = scenario["over_time"]
-    assert rc != 0, output[-4000:]
-    [record] = (scenario["runs"] / "slurm" / "over_time").iterdir()
+    found = list((scenario["runs"] / "slurm" / "over_time").glob("*/summary.json"))
+    assert rc != 0 and len(found) == 1, output[-4000:]
+    record = found[0].parent
     states = [r["state"].split()[0] for r in accounting(scenario["over_time_job"], cluster_env)]
     assert states.count("REQUEUED") == 1  # max_num_timeout=1: submitit requeued it once at the warning signal
     assert len(json.loads((record / "invocations.json").read_text())) == 2
