@@ -70,12 +70,12 @@ help: ## List the targets and their variables (target names in colour in a termi
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[bench,dev]'
+	$(PY) -m pip install --quiet -e '.[bench,dev,zoo]'
 # the wheel ships rbo and baselines alone; the suite (experiments, scripts) runs from this checkout, put on the path
 	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "rbo_bench_checkout.pth").write_text("$(CURDIR)\n")'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the package with its dev extra (once; again only if pyproject.toml changes)
+install: $(STAMP) ## Create .venv with the suite's extras: bench, dev, zoo (once; again only if pyproject.toml changes)
 
 lint: $(STAMP) ## Ruff on the whole tree
 	$(VENV)/bin/ruff check .
@@ -135,8 +135,7 @@ review-cpu: ## The reviewers' questions at CPU scale: tuned, compute-matched, in
 	$(call launch,$(REVIEW_CPU))
 	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(REVIEW_CPU))"
 
-zoo-cpu: $(STAMP) ## Third-party optimizers (the zoo extra, installed here) beside SAM and RBO, Fashion-MNIST / MLP, CPU
-	@$(PY) -c 'import pytorch_optimizer' 2>/dev/null || $(PY) -m pip install --quiet -e '.[zoo]'
+zoo-cpu: $(STAMP) ## Third-party optimizers (the zoo extra) beside SAM and RBO, Fashion-MNIST / MLP, CPU
 	$(call launch,$(ZOO_CPU))
 	@$(MAKE) --no-print-directory experiments MAKE_TARGET=$@ EXPERIMENTS="$(call present,$(ZOO_CPU))"
 
