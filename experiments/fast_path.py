@@ -9,7 +9,7 @@ and in every ``paper/*`` experiment:
   then use other kernels, so numbers change at round-off level. Any device.
 - ``cuda_graphs``: each evaluation of the closure (forward, loss, backward) is one replay of a CUDA graph
   (:class:`GraphedClosure`); the step equals the eager one to fp32 round-off (``tests/test_fast_path.py``,
-  gpu-marked, and ``scripts/gpu_check.py``). CUDA only.
+  gpu-marked, and ``scripts/bench/gpu_check.py``). CUDA only.
 
 The graphs wrap the closure, never the optimizers: :func:`install` registers a step pre-hook
 (``torch.optim.Optimizer.register_step_pre_hook``) that hands ``step`` a :class:`GraphedClosure` around the
@@ -23,7 +23,7 @@ Choices (issue 13, "What to build"):
   (the launch overhead this path exists to remove), costs tens of seconds of compilation in every one of a
   sweep's processes, and must recompile for the BatchNorm freeze (a global hook that flips a module flag). The
   hand capture is this one module and changes nothing elsewhere. Not measured here (no GPU in the session that
-  wrote it): ``scripts/gpu_check.py`` times both side by side.
+  wrote it): ``scripts/bench/gpu_check.py`` times both side by side.
 - The batch is copied into static input buffers once per minibatch, not per evaluation. A batch of another
   shape (the epoch's last, smaller batch) is evaluated eagerly by the wrapped closure: nothing is dropped, so
   epochs, evaluation counts and data order are the eager path's.
