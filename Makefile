@@ -34,11 +34,17 @@ REVIEW := review/tuned review/tuned_adamw review/tuned_rbo review/compute_matche
           review/controls_effective_lr
 QUICK := quick/table1 quick/heatmap quick/controls_effective_lr
 FASHION := fashion/table1 fashion/controls_effective_lr fashion/heatmap
-FASHION_CPU := fashion_cpu/table1 fashion_cpu/controls_effective_lr fashion_cpu/convergence
+# In order: a control's measured step needs its reference runs (sgd_effective_lr after rbo and rbo_radius0).
+FASHION_CPU := fashion_cpu/table1 fashion_cpu/table1_baselines fashion_cpu/controls_effective_lr fashion_cpu/convergence \
+               fashion_cpu/convergence_baselines fashion_cpu/convergence_controls_effective_lr
 ZOO_CPU := zoo_cpu/sgd_family zoo_cpu/lion zoo_cpu/adahessian zoo_cpu/rbo
-REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/tuned_fashion \
-              review_cpu/tuned_fashion_adamw review_cpu/tuned_fashion_rbo review_cpu/loss_scale review_cpu/loss_scale_fashion \
-              review_cpu/compute_matched review_cpu/compute_matched_fashion review_cpu/inner_solver_sgd review_cpu/inner_solver \
+REVIEW_CPU := review_cpu/tuned review_cpu/tuned_adamw review_cpu/tuned_rbo review_cpu/tuned_controls_effective_lr \
+              review_cpu/tuned_fashion review_cpu/tuned_fashion_adamw review_cpu/tuned_fashion_rbo \
+              review_cpu/tuned_fashion_controls_effective_lr review_cpu/loss_scale review_cpu/loss_scale_controls \
+              review_cpu/loss_scale_rbo_rescaled review_cpu/loss_scale_fashion review_cpu/loss_scale_fashion_rbo \
+              review_cpu/loss_scale_fashion_controls review_cpu/loss_scale_fashion_rbo_rescaled review_cpu/compute_matched \
+              review_cpu/compute_matched_controls_effective_lr review_cpu/compute_matched_fashion \
+              review_cpu/compute_matched_fashion_controls_effective_lr review_cpu/inner_solver_sgd review_cpu/inner_solver \
               review_cpu/inner_solver_sgd_fashion review_cpu/inner_solver_newton_fashion review_cpu/inner_solver_fashion \
               review_cpu/inner_solver_gauss_newton review_cpu/inner_solver_newton
 # $(call present,LIST): the experiments of LIST that have a conf/experiment file (the others are named and skipped).
