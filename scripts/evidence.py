@@ -69,7 +69,7 @@ def launched(names) -> dict[str, set[str]]:
     files (cached per :func:`_conf_version`, since composing every sweep takes seconds)."""
     from hydra import initialize_config_dir
 
-    from scripts.plan import _compose_all, sweep_overrides
+    from scripts.plan import compose_jobs, sweep_overrides
 
     version, path = _conf_version(), _cache_path()
     try:
@@ -83,7 +83,7 @@ def launched(names) -> dict[str, set[str]]:
             keys = set()
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 for experiment in files[name]:
-                    for cfg in _compose_all(sweep_overrides(experiment, [])):
+                    for cfg in compose_jobs(sweep_overrides(experiment, [])):
                         keys.add(launch_key(run_records.to_container(cfg)))
             cache.setdefault("keys", {})[name] = sorted(keys)
         found[name] = set(cache["keys"][name])

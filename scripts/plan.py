@@ -126,7 +126,7 @@ def sweep_overrides(experiment: str, extra: list[str]) -> list[list[str]]:
     return [[*job, *hydra_extra] for job in jobs]
 
 
-def _compose_all(jobs: list[list[str]]) -> list[DictConfig]:
+def compose_jobs(jobs: list[list[str]]) -> list[DictConfig]:
     """``compose("config", overrides=job)`` for every job, composing once per distinct set of group choices
     and prefixed (``+``/``~``) overrides and applying the plain ``key=value`` overrides to a copy, as Hydra
     does after composition. Call inside ``initialize_config_dir(CONF)``."""
@@ -152,7 +152,7 @@ def expand(experiment: str, extra: list[str] = ()) -> list[Job]:
     """Every job of ``experiment`` with its composed config and its record's status."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         overrides = sweep_overrides(experiment, list(extra))
-        cfgs = _compose_all(overrides)
+        cfgs = compose_jobs(overrides)
     jobs = []
     for job, cfg in zip(overrides, cfgs):
         cfg.runs_dir = str(Path(cfg.runs_dir).resolve())

@@ -86,7 +86,7 @@ def test_each_job_composes_as_hydra_composes_it(tmp_path):
     """plan composes once per set of group choices and applies the value overrides itself: the same configs."""
     with initialize_config_dir(config_dir=str(plan.CONF), version_base="1.3"):
         jobs = plan.sweep_overrides("review/loss_scale", ["seed=range(0,2)", f"runs_dir={tmp_path}"])
-        fast = plan._compose_all(jobs)
+        fast = plan.compose_jobs(jobs)
         for i in (0, 1, len(jobs) // 2, len(jobs) - 1):
             slow = compose("config", overrides=jobs[i])
             assert OmegaConf.to_container(fast[i], resolve=True) == OmegaConf.to_container(slow, resolve=True)
