@@ -329,6 +329,12 @@ def _f_at(final) -> np.ndarray:
         return wrinkled(np.asarray(final, dtype=float))
 
 
+def _verdict(supported: bool, against: bool) -> str:
+    """A rule's verdict: supported if its condition holds, not supported if the opposite one does, else
+    inconclusive."""
+    return SUPPORTED if supported else NOT_SUPPORTED if against else INCONCLUSIVE
+
+
 def _radii_text(values, fmt="{:.3g}") -> str:
     return ", ".join("—" if v is None or not np.isfinite(v) else fmt.format(v) for v in values)
 
@@ -379,12 +385,7 @@ def ironing_row(record: dict) -> dict:
     a_fine = outcomes(finals(fine["envelope_descent"], row=None), where)
     b_fine = outcomes(finals(fine["exact_projection"], row=None), where)
     ironed = (a_kinds.count("irons"), a_fine.count("irons"))
-    if all(k > n / 2 for k in ironed):
-        verdict = SUPPORTED
-    elif all(k < n / 2 for k in ironed):
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
+    verdict = _verdict(all(k > n / 2 for k in ironed), all(k < n / 2 for k in ironed))
     centre_a, centre_b = finals(a, "final_centre"), finals(b, "final_centre")
     moved = {key: np.abs(finals(ideal[key], "final_centre") - finals(fine[key], "final_centre", None))
              for key in ("envelope_descent", "exact_projection")}
@@ -440,12 +441,7 @@ def lemma1_row(record: dict) -> dict:
     m = record["lemma1"]
     osc = np.asarray(m["oscillation"], dtype=float)
     ratio, tail = osc[-1] / osc[0], np.diff(osc[-3:])
-    if ratio < 0.1 and (tail < -1e-4).all():
-        verdict = SUPPORTED
-    elif ratio >= 0.5 or (tail > 1e-4).any():
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
+    verdict = _verdict(ratio < 0.1 and (tail < -1e-4).all(), ratio >= 0.5 or (tail > 1e-4).any())
     on = np.asarray(m["rbo_on_envelope"], dtype=float)
     has = bool((on >= 0.9).all())
     evidence = (f"Oscillation of u_ρ − ρ on [0, 2.1] at ρ = {_radii_text(m['radii'])}: "
@@ -471,12 +467,7 @@ def prop2_row(record: dict) -> dict:
     m = record["prop2"]
     ideal = np.asarray(m["envelope_descent"], dtype=float)
     gap = np.abs(ideal - 1)
-    if gap[-1] <= 0.1 and gap[-1] < gap[0]:
-        verdict = SUPPORTED
-    elif gap[-1] > gap[0]:
-        verdict = NOT_SUPPORTED
-    else:
-        verdict = INCONCLUSIVE
+    verdict = _verdict(gap[-1] <= 0.1 and gap[-1] < gap[0], gap[-1] > gap[0])
     rbo = np.asarray(m["rbo"], dtype=float)
     has = bool(np.isfinite(rbo[-1]) and abs(rbo[-1] - 1) <= 0.1)
     evidence = (f"Slope followed / affine slope at ρ = {_radii_text(m['radii'])}: ideal ball (a) "
@@ -504,7 +495,7 @@ def prop3_row(record: dict) -> dict:
     wrinkled_rows, cos_rows = m["wrinkled"], m["cos"]
     inside = sum(r["contacts_unreachable"] for r in wrinkled_rows + cos_rows)
     nonempty = all(r["unreachable_share"] > 0 for r in wrinkled_rows)
-    verdict = NOT_SUPPORTED if inside else (SUPPORTED if nonempty else INCONCLUSIVE)
+    verdict = _verdict(not inside and nonempty, bool(inside))
     unreachable = sum(r["rbo_unreachable"] for r in wrinkled_rows)
     reachable = sum(r["rbo_steps"] - r["rbo_unreachable"] for r in wrinkled_rows)
     hit = sum(r["rbo_flagged_unreachable"] for r in wrinkled_rows) / max(unreachable, 1)
