@@ -14,8 +14,8 @@ from test_claims import (
     REAL,
     TABLE1,
     claims_of,
-    write_group,
     write_grid,
+    write_group,
     write_row,
 )
 from test_claims_review import COMPUTE, LOSS_SCALE, TUNED
