@@ -20,6 +20,8 @@ RUNS ?= runs
 RESULTS ?= results
 SCOPE ?=
 MAX_CPU_HOURS ?= 2
+# pytest-xdist workers of `make test` (auto: one per core)
+TEST_WORKERS ?= auto
 PLAN_FLAGS ?=
 export YES CI
 TRAIN := $(PY) -m experiments.train device=$(DEVICE) runs_dir=$(RUNS) hydra/launcher=$(LAUNCHER) $(ARGS)
@@ -86,11 +88,11 @@ install: $(STAMP) ## Create .venv with the suite's extras: bench, dev, zoo (once
 lint: $(STAMP) ## Ruff on the whole tree
 	$(VENV)/bin/ruff check .
 
-test: lint ## Ruff, then every test but the slow ones (what CI runs)
-	$(VENV)/bin/pytest -m "not slow" -q
+test: lint ## Ruff, then every test but the slow ones (what CI runs), one pytest worker per core
+	$(VENV)/bin/pytest -m "not slow" -q -n $(TEST_WORKERS)
 
 test-all: lint ## Every test, slow ones included
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 SLURM_CLUSTER := scripts/slurm/local_cluster.sh
 .PHONY: slurm-up slurm-down test-slurm

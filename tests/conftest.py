@@ -17,6 +17,14 @@ import experiments.config  # noqa: F401  (registers the structured configs)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest worker per core (pytest-xdist): one thread each, inherited by the runs the tests
+    # start, so that the workers do not oversubscribe the cores (OpenMP threads waiting on each other)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 # Synthetic MNIST-shaped data (96 train, 32 validation, 64 test), 3 steps per epoch, no W&B, no progress bar.
 SMALL = ("dataset=synthetic", "model=mlp", "logger=none", "epochs=2", "batch_size=32", "eval_batch_size=64",
          "log_every=2", "progress=false", "dataset.val_size=32", "dataset.synthetic_size=[128,64]")

@@ -21,7 +21,7 @@ REFERENCE: dict[str, torch.Tensor] = {}  # SGD's buffers after one step, compute
 
 def buffers_after_one_step(small_cfg, name: str) -> dict[str, torch.Tensor]:
     cfg = small_cfg(f"optimizer={name}", "model=resnet6", "epochs=1", "batch_size=8", "log_every=1",
-                    *cheap(name))
+                    "dataset.synthetic_size=[16,8]", "dataset.val_size=8", *cheap(name))
     cfg.max_grad_evals = evals_per_step(cfg.optimizer)  # one step's evaluations: the trainer stops after one step
     trainer = Trainer(cfg)
     assert trainer.run()["status"] == "completed"
