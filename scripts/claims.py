@@ -211,7 +211,7 @@ def scope(groups: pd.DataFrame, ids: list[str]) -> str:
     """Rows, seeds, epochs, hardware, training split and code of the groups behind an item."""
     used = groups[groups["group"].isin(ids)] if len(groups) and ids else groups.iloc[0:0]
     if not len(used):
-        return "no runs"
+        return "no group entered a comparison"
     rows = list(dict.fromkeys(f"{d}/{m}" for d, m in zip(used["dataset"], used["model"])))
     seeds = sorted({int(s) for text in used["seeds"] for s in text.split(",") if s})
     per_group = used["n"] + used["n_diverged"] + used["n_failed"]
@@ -317,7 +317,7 @@ def with_controls(frame: Frame, experiments, evaluate: Callable[[str, str], list
             passing += [control] if item.verdict == SUPPORTED else []
         text = ". Controls under the same rule: " + "; ".join(parts)
         if verdict == SUPPORTED and passing:
-            text += ". " + "; ".join(f"So does {CONTROL_NAMES[c]}: {CONTROL_MEANING[c]}" for c in passing)
+            text += ". " + ". ".join(f"So does {CONTROL_NAMES[c]}: {CONTROL_MEANING[c]}" for c in passing)
         return text
     return extra
 
