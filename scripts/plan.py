@@ -14,10 +14,11 @@ first). ``python -m scripts.plan paper/table1 paper/heatmap [--device cuda] [-- 
   run's model, timed only for the models the asked experiments use (one timing per model, input shape, batch,
   precision and device, a few seconds each: :func:`measure_pass`; each announced on stderr), cached in
   ``~/.cache/rbo-bench/plan-timings.json`` (``$XDG_CACHE_HOME`` honoured; the key also holds the torch version,
-  the CPU or GPU name and the thread count) with the load average it was taken under. A CPU timing taken at a
-  load average at or above the core count is never served as is (:class:`Timings`): measured again when the
-  machine is idle now, else scaled by cores / load, and the estimates resting on it are marked. ``--no-timing``
-  counts evaluations only.
+  the CPU or GPU name and the thread count) with the load average it was taken under. On a CPU whose load
+  average is at or above its core count a wall clock measures the queue, not the pass (other processes' threads
+  and this one's OpenMP threads waiting on each other: 25× an idle pass was seen), so there the pass is timed on
+  one thread by its CPU time, an upper bound for an idle run; that timing is measured again on the first idle
+  plan, and the estimates resting on it are marked (:class:`Timings`). ``--no-timing`` counts evaluations only.
 - Cost on a GPU, from what was measured (:func:`read_gpu_throughput`): ``--gpu-throughput`` (default
   ``results/gpu/throughput.json``, written by the GPU check) gives each run's hours as its evaluations / the
   best aggregate rate measured for its setting; without the file the plan says that GPU cost is not measured.
@@ -219,11 +220,25 @@ def timing_key(cfg: DictConfig, device) -> str:
                        "torch": torch.__version__}, sort_keys=True)
 
 
-def measure_pass(cfg: DictConfig, device) -> float:
+def measure_pass(cfg: DictConfig, device, *, busy: bool = False) -> float:
     """Median seconds of one forward/backward pass of the run's model on a random batch: one warm-up pass
     (allocator, lazy initialisation), then up to :data:`TIMING_PASSES` timed ones, none started once
     :data:`TIMING_BUDGET_S` seconds were spent. A warm-up pass that alone spent the budget (a large model on a CPU)
-    is the one sample: its set-up cost is small beside it."""
+    is the one sample: its set-up cost is small beside it. ``busy`` (a busy CPU): one thread, timed by the
+    process's CPU time, which waiting for a core does not inflate."""
+    import torch
+
+    if busy:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _median_pass(cfg, device, clock=time.process_time)
+        finally:
+            torch.set_num_threads(threads)
+    return _median_pass(cfg, device, clock=time.perf_counter)
+
+
+def _median_pass(cfg: DictConfig, device, *, clock) -> float:
     import torch
 
     from experiments.models import build_model
@@ -239,14 +254,14 @@ def measure_pass(cfg: DictConfig, device) -> float:
     def one_pass() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         model.zero_grad(set_to_none=True)
         with autocast:
             loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     warmup = one_pass()
     if warmup >= TIMING_BUDGET_S:
@@ -264,10 +279,11 @@ def cpu_busy(load: float, cores: int) -> bool:
 
 class Timings:
     """Seconds per forward/backward pass, measured once per :func:`timing_key` and kept in a JSON file with the
-    load average and core count it was measured under. A CPU timing taken on a busy machine (:func:`cpu_busy`)
-    is never served as is: it is measured again when the machine is idle now, else scaled by cores / load (the
-    share of the CPU the timing had) and listed by :meth:`busy_note`. An idle timing replaces a busy one; a busy
-    one never replaces an idle one. ``retime``: measure every key once more (the cache still keeps the idle one)."""
+    load average and core count it was measured under. On a busy CPU (:func:`cpu_busy`) a pass is timed on one
+    thread by its CPU time (:func:`measure_pass`), an upper bound for an idle run, served as such and listed by
+    :meth:`busy_note` until the first plan on an idle machine measures it again. An idle timing replaces a busy
+    one; a busy one never replaces an idle one. ``retime``: measure every key once more (the cache still keeps
+    the idle one)."""
 
     def __init__(self, path: Path | None = None, *, retime: bool = False):
         self.path = path or timing_cache_path()
@@ -277,17 +293,19 @@ class Timings:
             self.cache = {}
         self.retime = retime
         self.measured: set[str] = set()  # keys measured by this process
-        self.busy: dict[str, str] = {}  # keys served from a busy timing: what was measured and how it was scaled
+        self.busy: dict[str, str] = {}  # keys served from a busy timing: what was measured, under what load
 
     def _is_busy(self, entry: dict, device) -> bool:
         return device.type == "cpu" and cpu_busy(entry["load"], entry["cores"])
 
     def _measure(self, cfg: DictConfig, device, key: str) -> None:
         print(f"plan: timing {describe(cfg)} on {device} ...", file=sys.stderr, flush=True)
-        load = os.getloadavg()[0]
-        entry = {"seconds": measure_pass(cfg, device), "load": load, "cores": os.cpu_count()}
-        print(f"plan:   {entry['seconds'] * 1e3:,.1f} ms per pass (load average {load:.1f} on {entry['cores']} "
-              "cores)", file=sys.stderr, flush=True)
+        load, cores = os.getloadavg()[0], os.cpu_count()
+        busy = device.type == "cpu" and cpu_busy(load, cores)
+        entry = {"seconds": measure_pass(cfg, device, busy=busy), "load": load, "cores": cores,
+                 "clock": "cpu, 1 thread" if busy else "wall"}
+        print(f"plan:   {entry['seconds'] * 1e3:,.1f} ms per pass (load average {load:.1f} on {cores} cores"
+              + ("; busy: one thread, CPU time" if busy else "") + ")", file=sys.stderr, flush=True)
         self.measured.add(key)
         old = self.cache.get(key)
         if isinstance(old, dict) and self._is_busy(entry, device) and not self._is_busy(old, device):
@@ -305,24 +323,22 @@ class Timings:
         if key not in self.measured and (
                 not (isinstance(entry, dict) and {"seconds", "load", "cores"} <= entry.keys())  # none, or no load
                 or self.retime
-                or (self._is_busy(entry, device) and not cpu_busy(os.getloadavg()[0], os.cpu_count()))):
+                or (self._is_busy(entry, device) and (not cpu_busy(os.getloadavg()[0], os.cpu_count())
+                                                      or entry.get("clock") != "cpu, 1 thread"))):  # a busy wall clock
             self._measure(cfg, device, key)
             entry = self.cache[key]
-        if not self._is_busy(entry, device):
-            return entry["seconds"]
-        scale = entry["cores"] / entry["load"]
-        self.busy[key] = (f"{describe(cfg)}: {entry['seconds'] * 1e3:,.1f} ms per pass at load "
-                          f"{entry['load']:.1f} on {entry['cores']} cores, counted as "
-                          f"{entry['seconds'] * scale * 1e3:,.1f} ms (× cores / load = {scale:.2f})")
-        return entry["seconds"] * scale
+        if self._is_busy(entry, device):
+            self.busy[key] = (f"{describe(cfg)}: {entry['seconds'] * 1e3:,.1f} ms of one thread's CPU time per pass, "
+                              f"at load {entry['load']:.1f} on {entry['cores']} cores")
+        return entry["seconds"]
 
     def busy_note(self) -> str | None:
-        """Which timings the marked estimates rest on, and how they were scaled."""
+        """Which timings the marked estimates rest on, and what they bound."""
         if not self.busy:
             return None
-        return ("* rests on CPU timings taken while the machine was busy (load average at or above its cores), "
-                "scaled to an idle machine; measured again by the first plan on an idle machine:\n"
-                + "\n".join(f"  {line}" for line in self.busy.values()))
+        return ("* rests on CPU timings taken while the machine was busy (load average at or above its cores): one "
+                "thread's CPU time per pass, an upper bound for an idle run with more threads; measured again by "
+                "the first plan on an idle machine:\n" + "\n".join(f"  {line}" for line in self.busy.values()))
 
 
 # ---- cost on a GPU, from the measured throughput ------------------------------------------------------------

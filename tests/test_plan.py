@@ -115,11 +115,12 @@ def passes(monkeypatch):
     class Passes:
         seconds, timed = 0.25, []
 
-    def fake(cfg, device):
+    def fake(cfg, device, *, busy=False):
         Passes.timed.append(plan.describe(cfg))
+        Passes.busy.append(busy)
         return Passes.seconds
 
-    Passes.timed = []
+    Passes.timed, Passes.busy = [], []
     monkeypatch.setattr(plan, "measure_pass", fake)
     return Passes
 
@@ -141,24 +142,25 @@ def test_timings_are_measured_once_and_cached(tmp_path, load, passes):
         assert again.seconds_per_eval(jobs[0].cfg, cpu) == 0.25 and len(passes.timed) == 2
 
 
-def test_a_busy_timing_is_scaled_and_named_then_replaced_by_an_idle_one(tmp_path, load, passes):
-    """Measured at load 4.5 on 2 cores: served × 2/4.5 and named; served again (scaled) while the machine is busy;
-    measured again once it is idle, and the idle timing replaces the busy one; a busy retime keeps the idle one."""
+def test_a_busy_timing_is_one_threads_cpu_time_named_then_replaced_by_an_idle_one(tmp_path, load, passes):
+    """Measured at load 4.5 on 2 cores: timed on one thread by CPU time (``busy=True``), served as is and named;
+    served again while the machine is busy; measured again once it is idle, and the idle timing replaces the busy
+    one; a busy retime keeps the idle one."""
     cpu, cache = torch.device("cpu"), tmp_path / "timings.json"
     [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
     load(4.5)
     busy = plan.Timings(cache)
-    assert busy.seconds_per_eval(job.cfg, cpu) == pytest.approx(0.25 * 2 / 4.5)
-    assert "250.0 ms per pass at load 4.5 on 2 cores, counted as 111.1 ms (× cores / load = 0.44)" in \
-        busy.busy_note()
+    assert busy.seconds_per_eval(job.cfg, cpu) == 0.25 and passes.busy == [True]
+    assert "250.0 ms of one thread's CPU time per pass, at load 4.5 on 2 cores" in busy.busy_note()
     still_busy = plan.Timings(cache)
-    assert still_busy.seconds_per_eval(job.cfg, cpu) == pytest.approx(0.25 * 2 / 4.5) and len(passes.timed) == 1
+    assert still_busy.seconds_per_eval(job.cfg, cpu) == 0.25 and len(passes.timed) == 1
     assert still_busy.busy_note() is not None
 
     load(0.5)
     passes.seconds = 0.1
     idle = plan.Timings(cache)
     assert idle.seconds_per_eval(job.cfg, cpu) == 0.1 and len(passes.timed) == 2 and idle.busy_note() is None
+    assert passes.busy == [True, False]
     load(3.0)
     passes.seconds = 0.3
     retimed = plan.Timings(cache, retime=True)  # measured again, busy: the idle timing stays
@@ -171,6 +173,15 @@ def test_a_cached_timing_without_its_load_is_measured_again(tmp_path, load, pass
     [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
     cache.write_text(json.dumps({plan.timing_key(job.cfg, cpu): 0.5}))
     assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.25 and len(passes.timed) == 1
+
+
+def test_a_busy_wall_clock_timing_in_the_cache_is_measured_again(tmp_path, load, passes):
+    """A busy timing from before the CPU-time clock (no ``clock``: a wall clock) is never served."""
+    cpu, cache = torch.device("cpu"), tmp_path / "timings.json"
+    [job, *_] = plan.expand("quick/table1", [f"runs_dir={tmp_path}"])
+    cache.write_text(json.dumps({plan.timing_key(job.cfg, cpu): {"seconds": 0.245, "load": 3.0, "cores": 2}}))
+    load(3.0)
+    assert plan.Timings(cache).seconds_per_eval(job.cfg, cpu) == 0.25 and passes.busy == [True]
 
 
 def fake_clock(monkeypatch, durations: list[float]):
@@ -205,6 +216,19 @@ def test_measure_pass_is_a_median_within_a_budget(monkeypatch):
     assert plan.measure_pass(cfg, cpu) == pytest.approx(plan.TIMING_BUDGET_S * 3) and passes_run() == 1
 
 
+def test_a_busy_pass_is_timed_on_one_thread_by_cpu_time(monkeypatch):
+    """Waiting for a core is not the pass's time: the busy clock is the process's CPU time, on one thread, and
+    the thread count is restored."""
+    monkeypatch.setattr("experiments.models.build_model",
+                        lambda name, **options: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)))
+    cfg = plan.expand("quick/heatmap", ["runs_dir=/nonexistent", "batch_size=8"])[0].cfg
+    threads, seen = torch.get_num_threads(), []
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: pytest.fail("a wall clock on a busy CPU"))
+    monkeypatch.setattr(plan.time, "process_time", lambda: seen.append(torch.get_num_threads()) or 0.0)
+    assert plan.measure_pass(cfg, torch.device("cpu"), busy=True) == 0.0
+    assert seen and set(seen) == {1} and torch.get_num_threads() == threads
+
+
 def test_plan_times_only_the_models_of_the_asked_experiments_and_marks_busy_estimates(tmp_path, load, passes,
                                                                                        capsys, monkeypatch):
     runs = f"runs_dir={tmp_path / 'runs'}"
@@ -221,7 +245,8 @@ def test_plan_times_only_the_models_of_the_asked_experiments_and_marks_busy_esti
     assert plan.main(["--device", "cpu", "quick/table1", "--", runs]) == 0
     out = capsys.readouterr().out
     [row] = [line for line in out.splitlines() if line.startswith("| quick/table1 ")]
-    assert row.endswith("* |") and "mlp (1×28×28→10, batch 256, fp32): 250.0 ms per pass at load 4.0" in out
+    assert row.endswith("* |")
+    assert "mlp (1×28×28→10, batch 256, fp32): 250.0 ms of one thread's CPU time per pass, at load 4.0" in out
 
 
 # ---- the question before a launch ------------------------------------------------------------------------
@@ -272,16 +297,16 @@ def test_ci_never_blocks_and_a_terminal_is_asked(no_answers, monkeypatch):
                 plan.confirm_launch(5.0, 3, torch.device("cpu"), max_cpu_hours=2)
 
 
-def test_the_budget_applies_to_the_scaled_estimate_of_the_whole_plan(tmp_path, load, passes, no_answers,
-                                                                     monkeypatch, capsys):
-    """main --confirm: the sum over the experiments, busy timings scaled, against --max-cpu-hours."""
+def test_the_budget_applies_to_the_estimate_of_the_whole_plan(tmp_path, load, passes, no_answers, monkeypatch,
+                                                              capsys):
+    """main --confirm: the sum over the experiments, busy timings included, against --max-cpu-hours."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(plan.sys.stdin, "isatty", lambda: False)
     load(5.0)
     argv = ["--device", "cpu", "--confirm", "quick/heatmap", "quick/controls_effective_lr", "--",
             f"runs_dir={tmp_path}"]
     evals = sum(plan.grad_evals(j.cfg) for e in argv[3:5] for j in plan.expand(e, argv[-1:]))
-    hours = evals * 0.25 * 2 / 5.0 / 3600
+    hours = evals * 0.25 / 3600
     assert plan.main([*argv[:2], "--max-cpu-hours", f"{hours * 1.01}", *argv[2:]]) == 0
     assert f"an estimated {hours:,.2f} hours on this CPU, within the budget" in capsys.readouterr().out
     with pytest.raises(SystemExit) as refused:
