@@ -258,6 +258,9 @@ def evals_panel_fits(series: list[Series], groups: pd.DataFrame) -> bool:
     return bool(counts) and min(counts) >= MIN_CURVE_POINTS
 
 
+LEGEND_CHARS = 180  # characters of a small-font legend line across the 11.5-inch curves figure
+
+
 def curves_figure(frame: Frame, groups: pd.DataFrame, title: str) -> Figure | None:
     """Training loss and test accuracy (columns) against epochs and, where it says something, gradient
     evaluations (rows); one legend outside the axes, naming the groups with nothing to draw. None when no group
@@ -310,8 +313,13 @@ def curves_figure(frame: Frame, groups: pd.DataFrame, title: str) -> Figure | No
     for _, g in groups[~groups["group"].isin(drawn)].iterrows():
         label = f"not drawn: {styles[g['group']]['label']} ({g['status']})"
         handles.append(Line2D([], [], linestyle="none", label=label))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize="small",
-               frameon=False)  # below the axes: never over the title, however long the labels
+    # below the axes, never over the title; as many columns as the longest label fits across the figure (a
+    # clipped label loses its optimizer's name), and the figure grows by the rows beyond three
+    longest = max(len(h.get_label()) for h in handles)
+    ncols = min(len(handles), 3 if longest <= LEGEND_CHARS // 3 else 2 if longest <= LEGEND_CHARS // 2 else 1)
+    rows = -(-len(handles) // ncols)
+    fig.set_size_inches(11.5, 3.6 * len(xs) + 0.8 + 0.2 * max(0, rows - 3))
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize="small", frameon=False)
     fig.suptitle(f"{title}\n{seeds_text(ns)}", fontsize="medium")
     return fig
 
