@@ -33,7 +33,7 @@ from test_trainer import comparable, read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "scripts" / "slurm" / "local_cluster.sh"
-EPOCHS = 4
+EPOCHS = 24  # ~0.6 s each on an idle core: a run lasts long enough after its first checkpoint to be interrupted
 SEEDS = (0, 1, 2, 3)
 CANCELLED, PREEMPTED = 1, 2  # seeds
 PARALLELISM = 1  # array_parallelism of slurm/tiny: the node has room for 2 of its jobs at once
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slurm
 
 TINY = f"""\
 # @package _global_
-# Seeds 0-3 of one short run: 4 epochs of 254 steps on synthetic MNIST-shaped data, long enough to be interrupted.
+# Seeds 0-3 of one short run: {EPOCHS} epochs of 256 steps on synthetic MNIST-shaped data, long enough to interrupt.
 experiment_name: slurm/tiny
 epochs: {EPOCHS}
 batch_size: 32
