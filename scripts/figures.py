@@ -87,11 +87,13 @@ def save(fig, stem: Path) -> list[Path]:
 
 
 def setting_text(setting: str) -> str:
-    """'lr=1, radius=2' -> 'η = 1, ρ = 2'."""
+    """'lr=1, radius=2' -> 'η = 1, ρ = 2'; a measured step's reference by its display name ('reference=rbo_radius0'
+    -> 'measured on RBO (ρ = 0)')."""
     if not setting:
         return ""
     pairs = (part.split("=", 1) for part in setting.split(", "))
-    return ", ".join(f"{SETTING_SYMBOLS.get(k, k)} = {v}" for k, v in pairs)
+    return ", ".join(f"measured on {STYLES[v].label if v in STYLES else v}" if k == "reference"
+                     else f"{SETTING_SYMBOLS.get(k, k)} = {v}" for k, v in pairs)
 
 
 def series_styles(groups: pd.DataFrame) -> dict[str, dict]:
@@ -400,7 +402,7 @@ def cost_figure(groups: pd.DataFrame, title: str) -> Figure | None:
             if role == "control":  # a light grey face under black hatching
                 bar.set_facecolor(0.4 * np.asarray(to_rgb(bar.get_facecolor())) + 0.6)
                 bar.set_hatch("//")
-        ax.bar_label(drawn, fmt="%.3g", fontsize="small")
+        ax.bar_label(drawn, fmt="%.3g", fontsize="x-small")  # neighbouring equal bars: labels that do not touch
         ax.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize="small")
         if log_scale_fits(values):
             log_axis(ax, "y", values, nonpositive="clip")

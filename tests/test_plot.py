@@ -70,6 +70,7 @@ def test_readable_names_and_control_styles(table1, tmp_path):
     assert red == green == blue  # grey
     assert baseline["line"]["linestyle"] == "-" and baseline["line"]["color"] != control["line"]["color"]
     assert plot.setting_text("lr=1, radius=2") == "η = 1, ρ = 2"
+    assert plot.setting_text("lr=0.13, reference=rbo_radius0") == "η = 0.13, measured on RBO (ρ = 0)"
 
 
 def test_diverged_run_is_marked_where_it_stopped(table1):
